@@ -1,0 +1,52 @@
+# The two commands of the quick start: `make run` and `make test`.
+# Everything the tests need is installed here, so a fresh machine needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint tracker chromium bench clean docs
+
+run: install
+	$(BIN)/traceglider serve
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+tracker/node_modules/.package-lock.json: tracker/package-lock.json
+	npm ci --prefix tracker --no-audit --no-fund --loglevel=error
+
+tracker: tracker/node_modules/.package-lock.json
+	npm run --prefix tracker build
+
+lint: install
+	$(BIN)/ruff check traceglider tests bench
+	$(BIN)/mypy
+
+NODE_DEPS := $(if $(wildcard tracker/package-lock.json),tracker/node_modules/.package-lock.json)
+
+test: install chromium $(NODE_DEPS) lint
+	@test ! -f traceglider/static/t.min.js || echo "tracker size: $$(wc -c < traceglider/static/t.min.js) bytes minified, $$(gzip -9 -c traceglider/static/t.min.js | wc -c) bytes gzip -9 (budget 3000)"
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) tracker/node_modules .pytest_cache .mypy_cache .ruff_cache tg-data
+
+docs: install
+	$(BIN)/python -m traceglider.config

@@ -1,0 +1,71 @@
+"""Shared fixtures: real local storage, a real S3-compatible server on loopback, and
+the app built on either."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# boto3 must never reach AWS from a test: fake credentials, loopback endpoints only.
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+})
+for _name in list(os.environ):
+    if _name.startswith("TG_"):
+        del os.environ[_name]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on a free loopback port: real HTTP."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def make_bucket(endpoint: str) -> str:
+    import boto3
+
+    bucket = f"tg-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture
+def s3_storage(s3_endpoint: str):  # type: ignore[no-untyped-def]
+    from traceglider.storage.s3 import S3Storage
+
+    return S3Storage(f"s3://{make_bucket(s3_endpoint)}/data", endpoint_url=s3_endpoint)
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from traceglider.storage.local import LocalStorage
+
+    return LocalStorage(tmp_path / "data")
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Each test using this runs once on local disk and once on S3."""
+    return request.getfixturevalue(f"{request.param}_storage")

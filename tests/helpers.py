@@ -1,0 +1,49 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyarrow.dataset as ds
+
+from traceglider.storage.base import Storage
+from traceglider.storage.parquet import list_partitions, read_table
+
+DAY_US = 86_400_000_000
+
+
+def row(event_id: str, site: str = "example.com", when_us: int | None = None, **extra: Any) -> dict[str, Any]:
+    """A stored row with the columns the pipeline would fill."""
+    base: dict[str, Any] = {
+        "event_id": event_id, "site": site, "type": "pageview", "name": "pageview",
+        "received_at": when_us if when_us is not None else int(time.time() * 1_000_000),
+        "url": f"https://{site}/p", "hostname": site, "path": "/p",
+    }
+    base.update(extra)
+    return base
+
+
+def stored_ids(storage: Storage, site: str | None = None) -> list[str]:
+    """Every event_id stored (duplicates included), read back through storage."""
+    ids: list[str] = []
+    for keys in list_partitions(storage, site).values():
+        for key in keys:
+            ids.extend(read_table(storage, key).column("event_id").to_pylist())
+    return ids
+
+
+def dataset_ids(root: str) -> list[str]:
+    """Event ids as an outside reader sees the local dataset (Hive partitions)."""
+    import glob
+
+    if not glob.glob(root + "/events/site=*/date=*/*.parquet"):
+        return []
+    table = ds.dataset(root + "/events", format="parquet", partitioning="hive").to_table(
+        columns=["event_id"])
+    return table.column("event_id").to_pylist()
+
+
+def batch(site: str, ids: list[str], **event: Any) -> dict[str, Any]:
+    return {"site": site, "events": [
+        {"id": i, "type": "pageview", "url": f"https://{site}/page/{i}", **event} for i in ids]}

@@ -1,0 +1,88 @@
+"""Parsing a batch: every limit, and a message that names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from traceglider.errors import BadRequest, PayloadTooLarge
+from traceglider.ingest.request import decode_json, parse_batch
+
+NOW = 1_764_280_000_000_000
+
+
+def good(**event):  # type: ignore[no-untyped-def]
+    return {"id": "e1", "type": "pageview", "url": "https://example.com/", **event}
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ([], "body: must be a JSON object"),
+        ({"events": [good()]}, "site: required"),
+        ({"site": "exa mple.com", "events": [good()]}, "site: not a valid site domain"),
+        ({"site": "example.com"}, "events: required"),
+        ({"site": "example.com", "events": []}, "events: required"),
+        ({"site": "example.com", "events": [good()] * 101}, "events: at most 100"),
+        ({"site": "example.com", "events": ["x"]}, "events[0]: must be an object"),
+        ({"site": "example.com", "events": [good(type="nope")]}, "events[0].type: must be one of"),
+        ({"site": "example.com", "events": [good(id=None)]}, "events[0].id: required"),
+        ({"site": "example.com", "events": [good(id="x" * 65)]}, "events[0].id: longer than 64"),
+        ({"site": "example.com", "events": [good(url=None)]}, "events[0].url: required"),
+        ({"site": "example.com", "events": [good(url=5)]}, "events[0].url: must be a string"),
+        ({"site": "example.com", "events": [good(url="https://e.com/" + "a" * 2000)]},
+         "events[0].url: longer than 2000"),
+        ({"site": "example.com", "events": [good(ref="r" * 2001)]}, "events[0].ref: longer than 2000"),
+        ({"site": "example.com", "events": [good(ts="yesterday")]}, "events[0].ts: must be a whole number"),
+        ({"site": "example.com", "events": [good(type="custom")]}, "events[0].name: required"),
+        ({"site": "example.com", "events": [good(props=[1])]}, "events[0].props: must be an object"),
+        ({"site": "example.com", "events": [good(props={f"k{i}": i for i in range(31)})]},
+         "events[0].props: at most 30"),
+        ({"site": "example.com", "events": [good(props={"k": {"nested": 1}})]},
+         "events[0].props.k: must be a string, number or boolean"),
+        ({"site": "example.com", "events": [good(props={"k": "v" * 2001})]},
+         "events[0].props.k: longer than 2000"),
+        ({"site": "example.com", "events": [good(type="engagement", scroll=101)]},
+         "events[0].scroll: must be from 0 to 100"),
+        ({"site": "example.com", "events": [good(type="vital", metric="FID", value=1)]},
+         "events[0].metric: must be one of"),
+        ({"site": "example.com", "events": [good(type="vital", metric="LCP", value=-1)]},
+         "events[0].value: must be a number"),
+        ({"site": "example.com", "ctx": [], "events": [good()]}, "ctx: must be an object"),
+        ({"site": "example.com", "ctx": {"sw": "wide"}, "events": [good()]}, "ctx.sw: wrong type"),
+        ({"site": "example.com", "ctx": {"sw": True}, "events": [good()]}, "ctx.sw: wrong type"),
+    ],
+)
+def test_bad_batches_are_rejected_with_the_field_named(document, message):
+    with pytest.raises(BadRequest) as info:
+        parse_batch(document, NOW)
+    assert info.value.message.startswith(message), info.value.message
+
+
+def test_oversized_event_and_body_are_413():
+    big = {"site": "example.com", "events": [good(props={f"k{i}": "v" * 1999 for i in range(20)})]}
+    with pytest.raises(PayloadTooLarge, match="events\\[0\\]: larger than"):
+        parse_batch(big, NOW)
+    with pytest.raises(PayloadTooLarge):
+        decode_json(b" " * (500 * 1024 + 1))
+
+
+def test_a_good_batch_becomes_rows_with_ctx_columns():
+    site, ctx, rows = parse_batch({
+        "site": "www.Example.com",
+        "ctx": {"sw": 1920, "sh": 1080, "vw": 1280, "vh": 720, "dpr": 2, "lang": "en-GB",
+                "tz": "Europe/London", "cs": "dark", "unknown": "ignored"},
+        "events": [good(ts=1764280000000, ref="https://news.ycombinator.com/", title="A"),
+                   {"id": "e2", "type": "engagement", "url": "https://example.com/", "scroll": 80, "eng": 5000},
+                   {"id": "e3", "type": "vital", "url": "https://example.com/", "metric": "CLS", "value": 0.02},
+                   {"id": "e4", "type": "custom", "name": "Signup", "url": "https://example.com/",
+                    "props": {"plan": "pro", "seats": 3}}],
+    }, NOW)
+    assert site == "example.com" and ctx["dpr"] == 2 and "unknown" not in ctx
+    first = rows[0]
+    assert (first["site"], first["received_at"], first["client_ts"]) == ("example.com", NOW, 1764280000000)
+    assert (first["screen_width"], first["viewport_height"], first["language"], first["timezone"]) == (
+        1920, 720, "en-GB", "Europe/London")
+    assert first["ctx"] == '{"dpr":2,"cs":"dark"}'
+    assert (rows[1]["scroll_depth"], rows[1]["engagement_ms"]) == (80, 5000)
+    assert (rows[2]["metric_name"], rows[2]["metric_value"]) == ("CLS", 0.02)
+    assert (rows[3]["name"], rows[3]["props"]) == ("Signup", '{"plan":"pro","seats":3}')

@@ -1,0 +1,99 @@
+"""The flusher delivers the spool to storage, survives outages and tells the truth."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from tests.helpers import row, stored_ids
+from traceglider.errors import StorageError
+from traceglider.spool.flusher import Flusher
+from traceglider.spool.wal import Spool
+
+
+class FlakyStorage:
+    """Real local storage that can be switched off, as an unplugged disk or network."""
+
+    def __init__(self, inner):  # type: ignore[no-untyped-def]
+        self.inner, self.down = inner, False
+        self.url = inner.url
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        attr = getattr(self.inner, name)
+        if callable(attr):
+            def guarded(*args, **kwargs):  # type: ignore[no-untyped-def]
+                if self.down:
+                    raise StorageError("storage is switched off")
+                return attr(*args, **kwargs)
+            return guarded
+        return attr
+
+
+def wait_for(condition, timeout=10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_spooled_rows_arrive_in_storage_and_the_segment_is_removed(tmp_path, storage):
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    spool.append(orjson.dumps([row("e1"), row("e2")]), 2)
+    flusher = Flusher(spool, storage, flush_seconds=60, flush_events=10)
+    assert flusher.flush_once()
+    assert sorted(stored_ids(storage)) == ["e1", "e2"]
+    assert spool.sealed() == [] and spool.pending_events == 0 and spool.bytes == 0
+    spool.close()
+
+
+def test_flush_happens_on_event_count_without_waiting_for_the_timer(tmp_path, local_storage):
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    flusher = Flusher(spool, local_storage, flush_seconds=3600, flush_events=3)
+    flusher.start()
+    spool.append(orjson.dumps([row("a"), row("b"), row("c")]), 3)
+    flusher.notify()
+    assert wait_for(lambda: sorted(stored_ids(local_storage)) == ["a", "b", "c"])
+    flusher.stop()
+    spool.close()
+
+
+def test_an_outage_keeps_events_spooled_and_delivery_resumes(tmp_path, local_storage):
+    storage = FlakyStorage(local_storage)
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    flusher = Flusher(spool, storage, flush_seconds=0.05, flush_events=1000)
+    assert flusher.storage_ok is None  # not proven reachable yet
+    flusher.start()
+    assert wait_for(lambda: flusher.storage_ok is True)
+    storage.down = True
+    spool.append(orjson.dumps([row("during")]), 1)
+    assert wait_for(lambda: flusher.storage_ok is False)
+    assert spool.sealed() and stored_ids(local_storage) == []
+    storage.down = False
+    assert wait_for(lambda: stored_ids(local_storage) == ["during"])
+    assert flusher.storage_ok is True
+    flusher.stop()
+    spool.close()
+
+
+def test_stop_delivers_what_is_left(tmp_path, local_storage):
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    flusher = Flusher(spool, local_storage, flush_seconds=3600, flush_events=1000)
+    flusher.start()
+    spool.append(orjson.dumps([row("last")]), 1)
+    flusher.stop()
+    assert stored_ids(local_storage) == ["last"]
+    spool.close()
+
+
+def test_a_segment_that_cannot_be_written_is_quarantined_not_retried_forever(tmp_path, local_storage):
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    spool.append(orjson.dumps([{"event_id": "x"}]), 1)  # no site: cannot be partitioned
+    spool.append(b"not json", 1)
+    flusher = Flusher(spool, local_storage, flush_seconds=60, flush_events=10)
+    assert flusher.flush_once()
+    assert flusher.quarantined == 1 and flusher.damaged_records == 1
+    assert spool.sealed() == [] and list((tmp_path / "spool" / "bad").iterdir())
+    spool.close()

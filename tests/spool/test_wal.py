@@ -1,0 +1,115 @@
+"""The write-ahead spool: framing, recovery of damaged segments, group commit, cap."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from traceglider.errors import Unavailable
+from traceglider.spool.wal import MAGIC, Spool, frame, read_records
+
+
+def test_records_written_are_read_back(tmp_path):
+    spool = Spool(tmp_path, max_bytes=10**6)
+    for i in range(5):
+        spool.append(f"record-{i}".encode(), 1)
+    spool.seal()
+    (segment,) = spool.sealed()
+    assert read_records(segment.path) == ([f"record-{i}".encode() for i in range(5)], 0)
+    assert spool.pending_events == 5
+    spool.close()
+
+
+@pytest.mark.parametrize(
+    "damage, expected, damaged",
+    [
+        ("torn tail", [b"one", b"two"], 1),
+        ("flipped byte in the middle record", [b"one", b"three"], 1),
+        ("garbage between records", [b"one", b"two", b"three"], 1),
+        ("zeroed file", [], 1),
+    ],
+)
+def test_damaged_segments_recover_every_intact_record(tmp_path, damage, expected, damaged):
+    records = [frame(b"one"), frame(b"two"), frame(b"three")]
+    if damage == "torn tail":
+        data = records[0] + records[1] + records[2][:7]
+    elif damage == "flipped byte in the middle record":
+        middle = bytearray(records[1])
+        middle[-1] ^= 0xFF
+        data = records[0] + bytes(middle) + records[2]
+    elif damage == "garbage between records":
+        data = records[0] + records[1] + b"\x00garbage" + MAGIC[:2] + records[2]
+    else:
+        data = b"\x00" * 100
+    path = tmp_path / "seg.wal"
+    path.write_bytes(data)
+    assert read_records(path) == (expected, damaged)
+
+
+def test_concurrent_appends_share_fsyncs(tmp_path):
+    spool = Spool(tmp_path, max_bytes=10**8)
+    start = threading.Barrier(32)
+
+    def client() -> None:
+        start.wait()
+        for _ in range(20):
+            spool.append(b"x" * 200, 1)
+
+    threads = [threading.Thread(target=client) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert spool.pending_events == 640
+    assert spool.fsyncs < 640  # group commit: many records per fsync
+    spool.close()
+
+
+def test_the_cap_refuses_instead_of_accepting(tmp_path):
+    spool = Spool(tmp_path, max_bytes=300)
+    spool.append(b"x" * 200, 1)
+    with pytest.raises(Unavailable) as info:
+        spool.append(b"x" * 200, 1)
+    assert info.value.status == 503 and "Retry-After" in info.value.headers
+    spool.close()
+
+
+def test_each_process_claims_its_own_directory_and_leftovers_are_replayed(tmp_path):
+    first = Spool(tmp_path, max_bytes=10**6)
+    second = Spool(tmp_path, max_bytes=10**6)
+    assert first.dir != second.dir
+    first.append(b"left behind", 1)  # the open segment is never sealed: a crash
+    first._lock_fd, fd = -1, first._lock_fd
+    import os
+
+    os.close(fd)  # the process died: its lock is gone
+    third = Spool(tmp_path, max_bytes=10**6)
+    assert third.dir == first.dir
+    (segment,) = third.sealed()
+    assert read_records(segment.path)[0] == [b"left behind"]
+    second.close()
+    third.close()
+
+
+def test_a_write_error_becomes_503_and_the_spool_stays_usable(tmp_path, monkeypatch):
+    import os as os_module
+
+    from traceglider.spool import wal
+
+    spool = Spool(tmp_path, max_bytes=10**6)
+    spool.append(b"before", 1)
+    real_fdatasync = os_module.fdatasync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wal.os, "fdatasync", full_disk)
+    with pytest.raises(Unavailable, match="No space left"):
+        spool.append(b"lost", 1)
+    monkeypatch.setattr(wal.os, "fdatasync", real_fdatasync)
+    spool.append(b"after", 1)
+    spool.seal()
+    records = [r for s in spool.sealed() for r in read_records(s.path)[0]]
+    assert records == [b"before", b"after"]
+    spool.close()

@@ -1,0 +1,68 @@
+"""Compaction merges files, drops duplicate event ids and loses nothing when killed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.helpers import DAY_US, row, stored_ids
+from traceglider.storage import compact as compact_module
+from traceglider.storage.compact import compact
+from traceglider.storage.parquet import list_partitions, write_rows
+from traceglider.storage.retention import apply_retention
+
+NOW_US = 1_764_280_000_000_000  # 2025-11-27
+
+
+def test_compaction_merges_files_and_drops_duplicates(storage):
+    write_rows(storage, [row("a", when_us=NOW_US), row("b", when_us=NOW_US)], "s1")
+    write_rows(storage, [row("b", when_us=NOW_US), row("c", when_us=NOW_US)], "s2")
+    write_rows(storage, [row("c", when_us=NOW_US)], "s3")
+    (result,) = compact(storage)
+    assert (result.files_before, result.files_after, result.rows_before, result.rows_after) == (3, 1, 5, 3)
+    assert sorted(stored_ids(storage)) == ["a", "b", "c"]
+    assert compact(storage) == []  # nothing left to do
+
+
+def test_compaction_killed_after_writing_loses_nothing_and_reruns(storage, monkeypatch):
+    write_rows(storage, [row("a", when_us=NOW_US)], "s1")
+    write_rows(storage, [row("b", when_us=NOW_US)], "s2")
+
+    def killed(keys):  # the process dies between the write and the deletes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage, "delete", killed)
+    try:
+        compact(storage)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert sorted(set(stored_ids(storage))) == ["a", "b"]  # all there (twice, deduped by readers)
+    compact(storage)
+    assert sorted(stored_ids(storage)) == ["a", "b"]
+    assert len(next(iter(list_partitions(storage).values()))) == 1
+
+
+def test_compaction_of_one_site_and_date_only(storage):
+    for name in ("s1", "s2"):
+        write_rows(storage, [row(name, when_us=NOW_US), row(name + "x", site="b.org", when_us=NOW_US)], name)
+    compact(storage, site="b.org", date="2025-11-27")
+    parts = list_partitions(storage)
+    assert len(parts[("b.org", "2025-11-27")]) == 1
+    assert len(parts[("example.com", "2025-11-27")]) == 2
+
+
+def test_large_partitions_are_split_into_few_files(local_storage, monkeypatch):
+    monkeypatch.setattr(compact_module, "ROWS_PER_FILE", 2)
+    for i in range(5):
+        write_rows(local_storage, [row(f"e{i}", when_us=NOW_US)], f"s{i}")
+    (result,) = compact(local_storage)
+    assert result.files_after == 3 and sorted(stored_ids(local_storage)) == [f"e{i}" for i in range(5)]
+
+
+def test_retention_deletes_whole_old_partitions_only(storage):
+    write_rows(storage, [row("old", when_us=NOW_US - 40 * DAY_US)], "s1")
+    write_rows(storage, [row("new", when_us=NOW_US - 5 * DAY_US)], "s2")
+    now = datetime.fromtimestamp(NOW_US / 1e6, tz=UTC)
+    assert apply_retention(storage, 30, now=now) == 1
+    assert stored_ids(storage) == ["new"]
+    assert apply_retention(storage, 30, now=now) == 0

@@ -1,0 +1,5 @@
+"""`python -m traceglider` runs the command line."""
+
+from traceglider.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""`create_app(settings, storage, clock)`: the one FastAPI application behind `serve`,
+the container and the Lambda handler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from traceglider import __version__
+from traceglider.config import Settings
+from traceglider.errors import TGError
+from traceglider.ingest.pipeline import Pipeline
+from traceglider.ingest.routes import Ingest, ingest_router
+from traceglider.ingest.urls import split_url
+from traceglider.secrets import ensure_secret
+from traceglider.sinks import DirectSink, Sink, SpoolSink
+from traceglider.static_files import TrackerScript
+from traceglider.storage import Storage, open_storage
+
+log = logging.getLogger("traceglider")
+
+
+def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
+    return Pipeline([("split_url", split_url)])
+
+
+def build_sink(settings: Settings, storage: Storage) -> Sink:
+    if settings.mode == "lambda":
+        return DirectSink(storage)
+    from traceglider.spool.flusher import Flusher
+    from traceglider.spool.wal import Spool
+
+    spool = Spool(settings.spool_path, settings.spool_max_bytes)
+    return SpoolSink(spool, Flusher(spool, storage, settings.flush_seconds, settings.flush_events))
+
+
+def create_app(
+    settings: Settings,
+    storage: Storage | None = None,
+    clock: Callable[[], float] = time.time,
+    sink: Sink | None = None,
+) -> FastAPI:
+    storage = storage or open_storage(settings)
+    settings = ensure_secret(settings, storage)
+    pipeline = build_pipeline(settings, storage)
+    sink = sink or build_sink(settings, storage)
+    ingest = Ingest(settings, pipeline, sink, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sink.start()
+        try:
+            yield
+        finally:
+            sink.stop()
+
+    app = FastAPI(title="TraceGlider", version=__version__, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.settings, app.state.storage, app.state.sink = settings, storage, sink
+    app.state.pipeline, app.state.ingest = pipeline, ingest
+    _install_error_handlers(app)
+    app.include_router(ingest_router(ingest))
+
+    tracker = TrackerScript()
+
+    @app.get("/t.js", include_in_schema=False)
+    @app.get("/insertTracker.js", include_in_schema=False)
+    async def tracker_script(request: Request) -> Response:
+        return tracker.response(request)
+
+    @app.get("/healthz", summary="Storage and spool status")
+    async def healthz() -> JSONResponse:
+        healthy = sink.healthy()
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "version": __version__,
+            "accepted_events": ingest.accepted,
+            "dropped_events": pipeline.drop_counts(),
+            **sink.status(),
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/demo/")
+
+    demo = resources.files("traceglider").joinpath("demo")
+    if demo.is_dir():
+        app.mount("/demo", StaticFiles(directory=str(demo), html=True), name="demo")
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TGError)
+    async def tg_error(request: Request, exc: TGError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p not in ('query', 'body'))}: {err.get('msg')}"
+            for err in exc.errors()
+        )
+        return JSONResponse({"error": problems or "invalid request"}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))

@@ -1,0 +1,131 @@
+"""The `traceglider` command line. Bad input exits 2 with one line saying why."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from traceglider import __version__
+from traceglider.config import Settings, load
+from traceglider.errors import ConfigError, StorageError, TGError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (or TG_CONFIG)")
+    parser.add_argument("--storage", help="local path, file:///abs/path or s3://bucket/prefix (TG_STORAGE)")
+    parser.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (TG_S3_ENDPOINT_URL)")
+
+
+def _days(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _date(raw: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a date as YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="traceglider",
+        description="Privacy-first web analytics that lands as Parquet in your own storage.",
+    )
+    parser.add_argument("--version", action="version", version=f"traceglider {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the collector, tracker, dashboard and stats API")
+    _add_common(serve)
+    serve.add_argument("--host", help="address to listen on (TG_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", help="port to listen on (TG_PORT, default 8000)")
+    serve.add_argument("--workers", help="worker processes, each with its own spool (TG_WORKERS)")
+    serve.set_defaults(run=cmd_serve)
+
+    compact = commands.add_parser("compact", help="merge small files of partitions, dropping duplicate event ids")
+    _add_common(compact)
+    compact.add_argument("--site", help="only this site")
+    compact.add_argument("--date", type=_date, help="only this UTC date (YYYY-MM-DD)")
+    compact.set_defaults(run=cmd_compact)
+
+    retention = commands.add_parser("retention", help="delete partitions older than N days")
+    _add_common(retention)
+    retention.add_argument("--days", type=_days, required=True, help="days to keep (25 months = 760)")
+    retention.set_defaults(run=cmd_retention)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    flags = {"storage": getattr(args, "storage", None),
+             "s3_endpoint_url": getattr(args, "s3_endpoint_url", None), **extra}
+    return load(flags=flags, config_file=getattr(args, "config", None))
+
+
+def _storage(settings: Settings) -> Any:
+    from traceglider.storage import open_storage
+
+    return open_storage(settings)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
+    from traceglider.serve import serve
+
+    return serve(settings, config_file=args.config)
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from traceglider.storage.compact import compact
+
+    storage = _storage(_settings(args))
+
+    def show(result: Any) -> None:
+        print(f"site={result.site} date={result.date}: {result.files_before} files -> "
+              f"{result.files_after}, {result.rows_before} rows -> {result.rows_after}", flush=True)
+
+    results = compact(storage, site=args.site, date=args.date, progress=show)
+    print(f"compacted {len(results)} partition(s)")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from traceglider.storage.retention import apply_retention
+
+    storage = _storage(_settings(args))
+
+    def show(part: tuple[str, str], files: int) -> None:
+        print(f"deleted site={part[0]} date={part[1]} ({files} files)", flush=True)
+
+    removed = apply_retention(storage, args.days, progress=show)
+    print(f"removed {removed} file(s) older than {args.days} days")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("TG_LOG_LEVEL", "INFO").upper()
+                        if os.environ.get("TG_LOG_LEVEL", "INFO").upper() in
+                        ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ConfigError as exc:
+        print(f"traceglider: {exc}", file=sys.stderr)
+        return 2
+    except (StorageError, TGError) as exc:
+        print(f"traceglider: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("traceglider: interrupted", file=sys.stderr)
+        return 130

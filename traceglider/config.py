@@ -1,0 +1,289 @@
+"""One settings table feeds the environment, the TOML file, the CLI flags and the docs.
+
+Precedence: flags beat `TG_*` environment variables, which beat the TOML file, which
+beats the defaults. Every value is parsed and checked here, once, at start; a bad value
+raises `ConfigError` naming the setting, which the CLI prints as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traceglider.errors import ConfigError
+
+Parser = Callable[[str], Any]
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = str(raw).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in str(raw).split(",") if part.strip())
+
+
+def _text(raw: str) -> str:
+    return str(raw)
+
+
+def _optional_text(raw: str) -> str | None:
+    return str(raw) or None
+
+
+def _storage(raw: str) -> str:
+    raw = str(raw).strip()
+    if not raw:
+        raise ValueError("must not be empty")
+    if raw.startswith("s3://"):
+        if not raw[5:].split("/", 1)[0]:
+            raise ValueError("an s3:// URL needs a bucket name, as in s3://bucket/prefix")
+        return raw
+    if "://" in raw and not raw.startswith("file://"):
+        raise ValueError("must be a local path, file:///abs/path or s3://bucket/prefix")
+    return raw
+
+
+def _cookie_days(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 400:
+        raise ValueError("must be from 1 to 400 days (browsers cap cookies at 400)")
+    return value
+
+
+def _mode(raw: str) -> str:
+    if raw not in ("server", "lambda"):
+        raise ValueError("must be 'server' or 'lambda'")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    value = str(raw).upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def _cookieless_policy(raw: str) -> str:
+    if raw not in ("cookieless", "drop"):
+        raise ValueError("must be 'cookieless' or 'drop'")
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute name; env var is TG_<NAME>, TOML key is <name>, flag --<name>
+    default: Any
+    parse: Parser
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "TG_" + self.name.upper()
+
+
+SETTINGS: list[Setting] = [
+    Setting("storage", "./tg-data", _storage,
+            "Where events land: a local path, file:///abs/path, or s3://bucket/prefix."),
+    Setting("s3_endpoint_url", None, _optional_text,
+            "An S3-compatible endpoint (MinIO, R2, a local test server); unset means AWS."),
+    Setting("sites", (), _csv,
+            "Comma-separated site domains accepted; events for other sites get 403. "
+            "Unset accepts any site (with a warning at start)."),
+    Setting("secret", None, _optional_text,
+            "Signs dashboard sessions and derives salts. Generated once and kept in the "
+            "data dir when unset."),
+    Setting("api_token", None, _optional_text,
+            "Bearer token of the stats API and dashboard; derived from the secret when unset."),
+    Setting("cookie_name", "tg_vid", _text, "Name of the server-set visitor cookie."),
+    Setting("cookie_domain", None, _optional_text,
+            "Domain attribute of the visitor cookie (for example example.com); host-only "
+            "when unset."),
+    Setting("cookie_days", 395, _cookie_days,
+            "Lifetime of the visitor cookie in days (at most 400)."),
+    Setting("cookies_without_consent", False, _bool,
+            "Set the visitor cookie without an explicit consent grant (only where the law "
+            "of your visitors allows it)."),
+    Setting("gpc_policy", "cookieless", _cookieless_policy,
+            "What to do for visitors with Global Privacy Control or Do Not Track: "
+            "'cookieless' counts them without any cookie, 'drop' records nothing."),
+    Setting("spool_dir", None, _optional_text,
+            "The local durable buffer (write-ahead log); inside the data dir when unset, "
+            "/tmp/traceglider-spool on Lambda."),
+    Setting("spool_max_bytes", 1024 * 1024 * 1024, _positive_int,
+            "Size cap of the spool; at the cap /collect answers 503 with Retry-After."),
+    Setting("flush_seconds", 10.0, _positive_float,
+            "Write buffered events to storage at least this often."),
+    Setting("flush_events", 10000, _positive_int,
+            "Write buffered events to storage once this many are waiting."),
+    Setting("trusted_proxies", 0, int,
+            "How many reverse proxies in front of the collector to trust for the client "
+            "address in X-Forwarded-For (0: use the socket address)."),
+    Setting("geoip_db", None, _optional_text,
+            "Path to a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file; the bundled "
+            "geoip2fast database is used when unset."),
+    Setting("store_user_agent", False, _bool, "Also store the raw User-Agent string."),
+    Setting("drop_bots", True, _bool,
+            "Drop crawlers, monitors, headless and automated browsers (turn off only to "
+            "record your own automated browser tests)."),
+    Setting("query_allowlist", (), _csv,
+            "Extra URL query parameters kept besides utm_* and ref (comma-separated)."),
+    Setting("rate_limit", 600, int,
+            "Requests per minute accepted from one client address on /collect (0: off)."),
+    Setting("mode", "server", _mode,
+            "'server' spools and flushes in the background; 'lambda' writes each batch "
+            "to storage before answering."),
+    Setting("host", "127.0.0.1", _text, "Address `serve` listens on."),
+    Setting("port", 8000, _port, "Port `serve` listens on."),
+    Setting("workers", 1, _positive_int,
+            "Worker processes of `serve`; each has its own spool."),
+    Setting("public_url", None, _optional_text,
+            "The collector's public base URL, used in printed URLs and snippets."),
+    Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
+]
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        for key in changes:
+            if key not in _BY_NAME:
+                raise ConfigError(f"unknown setting {key!r}")
+        return Settings({**self.values, **changes})
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The local data directory, or None when storage is S3."""
+        storage = self.values["storage"]
+        if storage.startswith("s3://"):
+            return None
+        return Path(storage.removeprefix("file://")).absolute()
+
+    @property
+    def spool_path(self) -> Path:
+        if self.values.get("spool_dir"):
+            return Path(self.values["spool_dir"]).absolute()
+        if self.data_dir is not None:
+            return self.data_dir / "spool"
+        return Path(os.environ.get("TMPDIR", "/tmp")) / "traceglider-spool"
+
+
+def _parse(setting: Setting, raw: Any, origin: str) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, (list, tuple)) and setting.parse is _csv:
+        raw = ",".join(str(item) for item in raw)
+    # TOML gives typed values; the parsers take text, as from the environment.
+    text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
+    try:
+        return setting.parse(text)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc) if str(exc) and "invalid literal" not in str(exc) else "wrong type"
+        raise ConfigError(f"invalid {origin}: {reason} (got {raw!r})") from None
+
+
+def load(
+    flags: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Build the settings from defaults, file, environment and flags, in that order."""
+    env = dict(os.environ if env is None else env)
+    values = {s.name: s.default for s in SETTINGS}
+
+    path = config_file or env.get("TG_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                document = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for key, raw in document.items():
+            name = key.lower().removeprefix("tg_")
+            if name not in _BY_NAME:
+                raise ConfigError(f"unknown setting {key!r} in {path}")
+            values[name] = _parse(_BY_NAME[name], raw, f"{key} in {path}")
+
+    for setting in SETTINGS:
+        if setting.env in env:
+            values[setting.name] = _parse(setting, env[setting.env], setting.env)
+
+    for name, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        if name not in _BY_NAME:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _parse(_BY_NAME[name], raw, "--" + name.replace("_", "-"))
+
+    if values["trusted_proxies"] < 0:
+        raise ConfigError("invalid TG_TRUSTED_PROXIES: must be 0 or more")
+    return Settings(values)
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table, for docs/configuration.md."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = s.default
+        if isinstance(default, tuple):
+            default = ",".join(default) or "unset"
+        shown = "unset" if default is None else f"`{default}`"
+        lines.append(f"| `{s.env}` | {shown} | {s.help} |")
+    return "\n".join(lines)
+
+
+def write_docs(path: str = "docs/configuration.md") -> None:
+    """Refresh the generated table in docs/configuration.md (`make docs`)."""
+    with open(path) as fh:
+        text = fh.read()
+    start, end = "<!-- settings:start -->", "<!-- settings:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as fh:
+        fh.write(f"{head}{start}\n{markdown_table()}\n{end}{tail}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    write_docs()

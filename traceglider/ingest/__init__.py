@@ -1,0 +1,1 @@
+"""Ingestion: parse a request once, run the enrichment pipeline, hand rows to a sink."""

@@ -1,0 +1,135 @@
+"""What the HTTP edge decides before parsing: body size and type, the client's
+address, CORS and site checks, and rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+
+from traceglider.errors import Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from traceglider.ingest.request import MAX_BODY_BYTES
+
+ACCEPTED_TYPES = ("application/json", "text/plain")
+PREFLIGHT_MAX_AGE = "86400"
+
+
+def check_content_type(request: Request) -> None:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"content-type must be application/json or text/plain, not {kind[:80] or 'missing'}"
+        )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, read with a hard cap: never more than `limit` bytes are held."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"body is larger than {limit} bytes")
+        except ValueError:
+            pass
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def client_ip(request: Request, trusted_proxies: int) -> str | None:
+    """The socket peer, or the address the Nth trusted proxy saw. A client's own
+    X-Forwarded-For entries sit to the left of what our proxies appended; we count
+    from the right so they are never believed."""
+    peer = request.client.host if request.client else None
+    if trusted_proxies <= 0:
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",")]
+    forwarded = [part for part in forwarded if part]
+    if len(forwarded) >= trusted_proxies:
+        return forwarded[-trusted_proxies]
+    return peer
+
+
+def is_secure(request: Request, trusted_proxies: int) -> bool:
+    if request.url.scheme == "https":
+        return True
+    return trusted_proxies > 0 and request.headers.get("x-forwarded-proto", "").lower() == "https"
+
+
+def site_allowed(site: str, sites: tuple[str, ...]) -> bool:
+    return not sites or site in sites
+
+
+def origin_allowed(origin: str | None, sites: tuple[str, ...], own_host: str | None) -> bool:
+    """An origin may send if it is a configured site or a subdomain of one (or any
+    origin when no sites are configured, or our own origin)."""
+    if origin is None or not sites:
+        return True
+    try:
+        host = (urlsplit(origin).hostname or "").lower()
+    except ValueError:
+        return False
+    if own_host and host == own_host.split(":")[0].lower():
+        return True
+    host = host.removeprefix("www.")
+    return any(host == site.split(":")[0] or host.endswith("." + site.split(":")[0]) for site in sites)
+
+
+def check_origin(request: Request, sites: tuple[str, ...]) -> str | None:
+    origin = request.headers.get("origin")
+    if origin == "null":  # sandboxed iframes and file: pages
+        origin = None if not sites else origin
+    if not origin_allowed(origin, sites, request.headers.get("host")):
+        raise Forbidden("this origin may not send events here")
+    return origin
+
+
+def cors_headers(origin: str | None, preflight: bool = False) -> dict[str, str]:
+    if not origin:
+        return {}
+    # Credentials so the collector's own first-party cookie travels with fetch and
+    # beacon; that requires echoing the origin rather than '*'.
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+    if preflight:
+        headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = "Content-Type"
+        headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+    return headers
+
+
+class RateLimiter:
+    """A token bucket per client address, held in memory only."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(1.0, per_minute / 6.0)  # ten seconds' worth
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str | None) -> None:
+        if self.rate <= 0 or key is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._buckets) > self.MAX_KEYS:
+                self._buckets.clear()
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                raise TooManyRequests(
+                    "too many requests from this address; slow down", headers={"Retry-After": "10"}
+                )
+            self._buckets[key] = (tokens - 1, now)

@@ -1,0 +1,89 @@
+"""The enrichment pipeline: an ordered list of named steps over one request's events.
+
+Each step takes a row (a dict keyed by the stored columns) and the request it came
+with, and returns the row (changed in place or replaced) or a `Drop` with a reason
+from `DROP_REASONS`. Drops are counted per reason and shown on /healthz, never silent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DROP_REASONS = (
+    "bot",  # a crawler, monitor, headless or automated browser
+    "privacy",  # GPC or DNT with TG_GPC_POLICY=drop
+    "consent",  # the site requires consent and none was given
+    "excluded",  # a path or host the site excluded
+    "invalid",  # a value that passed parsing but cannot be used (e.g. no host)
+)
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.reason not in DROP_REASONS:
+            raise ValueError(f"unknown drop reason {self.reason!r}")
+
+
+@dataclass
+class RequestInfo:
+    """What the pipeline may know about the request. The client IP is only ever held
+    here, in memory; no step may copy it into a row."""
+
+    site: str
+    ip: str | None
+    user_agent: str
+    headers: dict[str, str]  # lower-cased names
+    cookies: dict[str, str]
+    received_at: int  # microseconds since the epoch, UTC
+    secure: bool  # the request came over HTTPS (directly or via a trusted proxy)
+    ctx: dict[str, Any] = field(default_factory=dict)
+    # Steps leave instructions for the response here (for example a cookie to set).
+    set_cookies: list[dict[str, Any]] = field(default_factory=list)
+    # Steps may cache per-request work here (a parsed user agent, the visitor id).
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def gpc(self) -> bool:
+        return self.headers.get("sec-gpc") == "1" or self.headers.get("dnt") == "1"
+
+
+Step = Callable[[dict[str, Any], RequestInfo], "dict[str, Any] | Drop"]
+
+
+class Pipeline:
+    def __init__(self, steps: list[tuple[str, Step]]) -> None:
+        self.steps = steps
+        self.drops: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.steps]
+
+    def run(self, rows: list[dict[str, Any]], request: RequestInfo) -> list[dict[str, Any]]:
+        kept: list[dict[str, Any]] = []
+        for row in rows:
+            current: dict[str, Any] | None = row
+            for _name, step in self.steps:
+                result = step(current, request)  # type: ignore[arg-type]
+                if isinstance(result, Drop):
+                    with self._lock:
+                        self.drops[result.reason] += 1
+                    current = None
+                    break
+                current = result
+            if current is not None:
+                kept.append(current)
+        return kept
+
+    def drop_counts(self) -> dict[str, int]:
+        with self._lock:
+            return {reason: self.drops.get(reason, 0) for reason in DROP_REASONS}

@@ -1,0 +1,202 @@
+"""Parse a /collect body once, at the edge, into rows; every limit is a named constant.
+
+Nothing is truncated here: a value over a limit rejects the whole batch with a 400 or
+413 that names the field, so a client learns what to fix and nothing half-right is
+stored. (URL hygiene later shortens what it keeps; that is enrichment, not parsing.)
+See docs/events.md for the format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import orjson
+
+from traceglider.errors import BadRequest, PayloadTooLarge
+
+MAX_BODY_BYTES = 500 * 1024
+MAX_EVENT_BYTES = 32 * 1024
+MAX_EVENTS = 100
+MAX_STRING = 2000
+MAX_PROPS = 30
+MAX_ID = 64
+MAX_NAME = 200
+
+EVENT_TYPES = ("pageview", "engagement", "click", "form_submit", "vital", "error", "custom")
+VITALS = ("LCP", "CLS", "INP", "FCP", "TTFB")
+_DEFAULT_NAMES = {
+    "pageview": "pageview",
+    "engagement": "engagement",
+    "form_submit": "Form: Submit",
+    "vital": "vital",
+    "error": "JS Error",
+}
+_SITE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:\d{1,5})?$")
+# ctx keys that become columns; the others listed are kept in the `ctx` JSON column.
+_CTX_COLUMNS = {"sw": "screen_width", "sh": "screen_height", "vw": "viewport_width",
+                "vh": "viewport_height", "lang": "language", "tz": "timezone"}
+_CTX_TYPES: dict[str, tuple[type, ...]] = {
+    "sw": (int,), "sh": (int,), "vw": (int,), "vh": (int,), "dpr": (int, float),
+    "lang": (str,), "tz": (str,), "cs": (str,), "touch": (int,), "conn": (str,),
+    "mobile": (bool,), "platform": (str,), "brands": (str,), "wd": (bool,),
+}
+_CTX_KEPT = ("dpr", "cs", "touch", "conn")
+MAX_DIMENSION = 100_000
+
+
+def decode_json(body: bytes) -> Any:
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def normalize_site(value: Any, field: str = "site") -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{field}: required, a site domain such as example.com")
+    site = value.strip().lower().removeprefix("www.")
+    if not _SITE.match(site):
+        raise BadRequest(f"{field}: not a valid site domain: {value[:100]!r}")
+    return site
+
+
+def _string(value: Any, field: str, *, required: bool = False, limit: int = MAX_STRING) -> str | None:
+    if value is None:
+        if required:
+            raise BadRequest(f"{field}: required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{field}: must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"{field}: longer than {limit} characters")
+    if required and not value:
+        raise BadRequest(f"{field}: must not be empty")
+    return value
+
+
+def _integer(value: Any, field: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        isinstance(value, float) and not value.is_integer()
+    ):
+        raise BadRequest(f"{field}: must be a whole number")
+    if not low <= value <= high:
+        raise BadRequest(f"{field}: must be from {low} to {high}")
+    return int(value)
+
+
+def parse_props(value: Any, field: str) -> str | None:
+    """Props as compact JSON text, or None; values must be strings, numbers or booleans."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field}: must be an object")
+    if len(value) > MAX_PROPS:
+        raise BadRequest(f"{field}: at most {MAX_PROPS} properties")
+    for key, item in value.items():
+        if not key or len(key) > 300:
+            raise BadRequest(f"{field}: property names must be 1 to 300 characters")
+        if isinstance(item, str):
+            if len(item) > MAX_STRING:
+                raise BadRequest(f"{field}.{key[:50]}: longer than {MAX_STRING} characters")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BadRequest(f"{field}.{key[:50]}: must be a finite number")
+        elif item is not None and not isinstance(item, (bool, int, float)):
+            raise BadRequest(f"{field}.{key[:50]}: must be a string, number or boolean")
+    if not value:
+        return None
+    return orjson.dumps(value).decode()
+
+
+def parse_ctx(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("ctx: must be an object")
+    ctx: dict[str, Any] = {}
+    for key, kinds in _CTX_TYPES.items():
+        item = value.get(key)
+        if item is None:
+            continue
+        if not isinstance(item, kinds) or (bool not in kinds and isinstance(item, bool)):
+            raise BadRequest(f"ctx.{key}: wrong type")
+        if isinstance(item, str) and len(item) > 200:
+            raise BadRequest(f"ctx.{key}: longer than 200 characters")
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and not (
+            math.isfinite(item) and 0 <= item <= MAX_DIMENSION
+        ):
+            raise BadRequest(f"ctx.{key}: must be from 0 to {MAX_DIMENSION}")
+        ctx[key] = item
+    return ctx
+
+
+def ctx_columns(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The stored columns that come from the batch's ctx (shared by its events)."""
+    columns: dict[str, Any] = {column: ctx.get(key) for key, column in _CTX_COLUMNS.items()}
+    kept = {key: ctx[key] for key in _CTX_KEPT if key in ctx}
+    columns["ctx"] = orjson.dumps(kept).decode() if kept else None
+    return columns
+
+
+def parse_event(raw: Any, index: int, site: str, received_at: int) -> dict[str, Any]:
+    where = f"events[{index}]"
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where}: must be an object")
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        raise BadRequest(f"{where}.type: must be one of {', '.join(EVENT_TYPES)}")
+    name = _string(raw.get("name"), f"{where}.name", limit=MAX_NAME,
+                   required=kind in ("click", "custom"))
+    row: dict[str, Any] = {
+        "event_id": _string(raw.get("id"), f"{where}.id", required=True, limit=MAX_ID),
+        "site": site,
+        "type": kind,
+        "name": name or _DEFAULT_NAMES.get(kind, kind),
+        "received_at": received_at,
+        "client_ts": _integer(raw.get("ts"), f"{where}.ts", 0, 32503680000000),
+        "url": _string(raw.get("url"), f"{where}.url", required=True),
+        "referrer": _string(raw.get("ref"), f"{where}.ref") or None,
+        "title": _string(raw.get("title"), f"{where}.title") or None,
+        "props": parse_props(raw.get("props"), f"{where}.props"),
+    }
+    if kind == "engagement":
+        row["scroll_depth"] = _integer(raw.get("scroll"), f"{where}.scroll", 0, 100)
+        row["engagement_ms"] = _integer(raw.get("eng"), f"{where}.eng", 0, 7 * 86_400_000)
+    elif kind == "vital":
+        metric = raw.get("metric")
+        if metric not in VITALS:
+            raise BadRequest(f"{where}.metric: must be one of {', '.join(VITALS)}")
+        value = raw.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and 0 <= value <= 3_600_000
+        ):
+            raise BadRequest(f"{where}.value: must be a number from 0 to 3600000")
+        row["metric_name"], row["metric_value"] = metric, float(value)
+    return row
+
+
+def parse_batch(document: Any, received_at: int) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """(site, ctx, rows) of a decoded batch, or a BadRequest/PayloadTooLarge."""
+    if not isinstance(document, dict):
+        raise BadRequest("body: must be a JSON object with site and events")
+    site = normalize_site(document.get("site"))
+    ctx = parse_ctx(document.get("ctx"))
+    events = document.get("events")
+    if not isinstance(events, list) or not events:
+        raise BadRequest("events: required, a list of 1 to 100 events")
+    if len(events) > MAX_EVENTS:
+        raise BadRequest(f"events: at most {MAX_EVENTS} per batch")
+    shared = ctx_columns(ctx)
+    rows = []
+    for index, raw in enumerate(events):
+        if len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"events[{index}]: larger than {MAX_EVENT_BYTES} bytes")
+        row = parse_event(raw, index, site, received_at)
+        row.update(shared)
+        rows.append(row)
+    return site, ctx, rows

@@ -1,0 +1,134 @@
+"""The ingest routes. Each is thin: check the edge, parse, run the pipeline, hand the
+rows to the sink, answer. Nothing is answered 202 before the sink says durable."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from traceglider.config import Settings
+from traceglider.errors import BadRequest, Forbidden, TGError
+from traceglider.ingest import edge
+from traceglider.ingest.pipeline import Pipeline, RequestInfo
+from traceglider.ingest.request import decode_json, normalize_site, parse_batch, parse_event
+from traceglider.sinks import Sink
+
+log = logging.getLogger("traceglider.ingest")
+
+# The smallest transparent GIF, for <noscript> and e-mail pixels.
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+
+
+class Ingest:
+    """What the ingest routes share: settings, the pipeline, the sink and the clock."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, sink: Sink,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.sink = sink
+        self.clock = clock
+        self.limiter = edge.RateLimiter(settings.rate_limit)
+        self.accepted = 0
+
+    def now_micros(self) -> int:
+        return int(self.clock() * 1_000_000)
+
+    def request_info(self, request: Request, site: str, ctx: dict[str, Any], now: int) -> RequestInfo:
+        proxies = self.settings.trusted_proxies
+        return RequestInfo(
+            site=site,
+            ip=edge.client_ip(request, proxies),
+            user_agent=request.headers.get("user-agent", "")[:1000],
+            headers={k.lower(): v for k, v in request.headers.items()},
+            cookies=dict(request.cookies),
+            received_at=now,
+            secure=edge.is_secure(request, proxies),
+            ctx=ctx,
+        )
+
+    def check_site(self, site: str) -> None:
+        if not edge.site_allowed(site, self.settings.sites):
+            raise Forbidden(f"site {site!r} is not configured on this collector (TG_SITES)")
+
+    async def accept(self, rows: list[dict[str, Any]], info: RequestInfo) -> list[dict[str, Any]]:
+        kept = self.pipeline.run(rows, info)
+        if kept:
+            await self.sink.accept(kept)
+            self.accepted += len(kept)
+        return kept
+
+
+def apply_cookies(response: Response, info: RequestInfo) -> None:
+    for cookie in info.set_cookies:
+        cookie = dict(cookie)
+        if cookie.pop("delete", False):
+            response.delete_cookie(**cookie)
+        else:
+            response.set_cookie(**cookie)
+
+
+def ingest_router(ingest: Ingest) -> APIRouter:
+    router = APIRouter()
+    settings = ingest.settings
+
+    @router.options("/collect", include_in_schema=False)
+    async def collect_preflight(request: Request) -> Response:
+        origin = edge.check_origin(request, settings.sites)
+        return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
+
+    @router.post("/collect", status_code=202, summary="Receive a batch of events",
+                 responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}})
+    async def collect(request: Request) -> Response:
+        origin = edge.check_origin(request, settings.sites)
+        try:
+            edge.check_content_type(request)
+            info = None
+            ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+            body = await edge.read_body(request)
+            now = ingest.now_micros()
+            site, ctx, rows = parse_batch(decode_json(body), now)
+            ingest.check_site(site)
+            info = ingest.request_info(request, site, ctx, now)
+            kept = await ingest.accept(rows, info)
+        except TGError as exc:
+            exc.headers.update(edge.cors_headers(origin))
+            raise
+        response = JSONResponse({"accepted": len(kept)}, status_code=202,
+                                headers=edge.cors_headers(origin))
+        apply_cookies(response, info)
+        return response
+
+    @router.get("/collect.gif", summary="Record a pageview from a pixel",
+                responses={200: {"content": {"image/gif": {}}}})
+    async def collect_pixel(request: Request, site: str, url: str, ref: str | None = None,
+                            title: str | None = None) -> Response:
+        ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+        site = normalize_site(site)
+        ingest.check_site(site)
+        now = ingest.now_micros()
+        raw = {"id": uuid.uuid4().hex, "type": "pageview", "url": url, "ref": ref, "title": title}
+        row = parse_event(raw, 0, site, now)
+        info = ingest.request_info(request, site, {}, now)
+        await ingest.accept([row], info)
+        response = Response(PIXEL, media_type="image/gif",
+                            headers={"Cache-Control": "no-store, max-age=0"})
+        apply_cookies(response, info)
+        return response
+
+    return router
+
+
+def parse_json_object(body: bytes, what: str) -> dict[str, Any]:
+    document = decode_json(body)
+    if not isinstance(document, dict):
+        raise BadRequest(f"body: must be a JSON object ({what})")
+    return document

@@ -1,0 +1,61 @@
+"""The stored event columns: one Arrow schema shared by writers, readers and the DDL."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Order matters only for readability of the files; readers select by name.
+EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
+    ("event_id", pa.string(), "unique id of the event (client-made, or server-made when absent)"),
+    ("site", pa.string(), "site domain the event belongs to"),
+    ("type", pa.string(), "pageview, engagement, click, form_submit, vital, error or custom"),
+    ("name", pa.string(), "event name: 'pageview', a custom event name, the click kind ..."),
+    ("received_at", pa.timestamp("us", tz="UTC"), "server time of receipt, UTC"),
+    ("client_ts", pa.timestamp("ms", tz="UTC"), "browser clock time of the event, UTC"),
+    ("url", pa.string(), "page URL after query hygiene"),
+    ("hostname", pa.string(), "host of the page URL"),
+    ("path", pa.string(), "path of the page URL"),
+    ("query", pa.string(), "query string kept after hygiene"),
+    ("referrer", pa.string(), "referrer URL after hygiene"),
+    ("referrer_host", pa.string(), "host of the referrer"),
+    ("utm_source", pa.string(), ""),
+    ("utm_medium", pa.string(), ""),
+    ("utm_campaign", pa.string(), ""),
+    ("utm_term", pa.string(), ""),
+    ("utm_content", pa.string(), ""),
+    ("title", pa.string(), "document title"),
+    ("visitor_id", pa.string(), "cookie id (with consent) or daily-rotating cookieless hash"),
+    ("session_id", pa.string(), "visit id (30-minute inactivity rule)"),
+    ("browser", pa.string(), ""),
+    ("browser_version", pa.string(), ""),
+    ("os", pa.string(), ""),
+    ("os_version", pa.string(), ""),
+    ("device_type", pa.string(), "desktop, mobile, tablet or other"),
+    ("screen_width", pa.int32(), ""),
+    ("screen_height", pa.int32(), ""),
+    ("viewport_width", pa.int32(), ""),
+    ("viewport_height", pa.int32(), ""),
+    ("language", pa.string(), ""),
+    ("timezone", pa.string(), ""),
+    ("country", pa.string(), "ISO 3166-1 alpha-2"),
+    ("region", pa.string(), "ISO 3166-2 subdivision where known"),
+    ("source", pa.string(), "traffic source name (Google, Hacker News, ...)"),
+    ("channel", pa.string(), "search, social, email, paid, referral or direct"),
+    ("scroll_depth", pa.int16(), "deepest scroll reached, percent (engagement)"),
+    ("engagement_ms", pa.int64(), "visible and active time on the page (engagement)"),
+    ("metric_name", pa.string(), "LCP, CLS, INP, FCP or TTFB (vital)"),
+    ("metric_value", pa.float64(), ""),
+    ("props", pa.string(), "custom properties, JSON object text"),
+    ("ctx", pa.string(), "environment profile extras, JSON object text"),
+    ("revenue", pa.string(), "revenue JSON ({amount, currency}) from the Plausible Events API"),
+    ("user_agent", pa.string(), "raw user agent, only when TG_STORE_USER_AGENT is on"),
+]
+
+EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in EVENT_FIELDS])
+COLUMNS: list[str] = [n for n, _, _ in EVENT_FIELDS]
+
+# `site` and `date` live in the Hive path (`site=S/date=D`), not inside the files:
+# Spark and Athena refuse a column that is both a partition and a data column.
+PARTITION_KEYS = ("site", "date")
+FILE_SCHEMA = pa.schema([f for f in EVENT_SCHEMA if f.name not in PARTITION_KEYS])
+FILE_COLUMNS: list[str] = FILE_SCHEMA.names

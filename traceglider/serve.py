@@ -1,0 +1,78 @@
+"""`traceglider serve`: uvicorn in front of `create_app`, with the URLs printed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+from traceglider.config import SETTINGS, Settings, load
+from traceglider.errors import ConfigError
+
+log = logging.getLogger("traceglider")
+
+
+def app_from_env() -> FastAPI:
+    """The app for worker processes, built from the environment `serve` prepared."""
+    from traceglider.app import create_app
+
+    return create_app(load())
+
+
+def _banner(settings: Settings) -> str:
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    base = (settings.public_url or f"http://{shown_host}:{settings.port}").rstrip("/")
+    lines = [
+        f"TraceGlider is running on {base}",
+        f"  collector   {base}/collect",
+        f"  tracker     {base}/t.js",
+        f"  demo site   {base}/demo/",
+        f"  dashboard   {base}/dashboard",
+        f"  stats API   {base}/api/v1/stats/aggregate",
+        f"  health      {base}/healthz",
+        f"  storage     {settings.storage}",
+        f"  API token   {settings.api_token}",
+        "  snippet     <script defer src=\"" + base + "/t.js\" data-site=\"example.com\"></script>",
+    ]
+    if not settings.sites:
+        lines.append("  warning     TG_SITES is unset: events for any site are accepted")
+    return "\n".join(lines)
+
+
+def serve(settings: Settings, config_file: str | None = None) -> int:
+    from traceglider.app import create_app
+    from traceglider.secrets import ensure_secret
+    from traceglider.storage import open_storage
+
+    try:
+        storage = open_storage(settings)
+        settings = ensure_secret(settings, storage)
+    except OSError as exc:
+        raise ConfigError(f"cannot prepare the data directory: {exc}") from None
+    print(_banner(settings), flush=True)
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
+              "proxy_headers": False, "server_header": False, "timeout_graceful_shutdown": 10}
+    if settings.workers == 1:
+        try:
+            app = create_app(settings, storage)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the spool: {exc}") from None
+        uvicorn.run(app, **common)
+        return 0
+    # Worker processes rebuild the settings from the environment: pass on every value
+    # that came from a flag or the file, so they see exactly what this process saw.
+    if config_file:
+        os.environ["TG_CONFIG"] = config_file
+    for setting in SETTINGS:
+        value = settings.values.get(setting.name)
+        if value is not None:
+            os.environ[setting.env] = ",".join(value) if isinstance(value, tuple) else str(value)
+    uvicorn.run("traceglider.serve:app_from_env", factory=True, workers=settings.workers, **common)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(serve(load()))

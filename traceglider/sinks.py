@@ -1,0 +1,103 @@
+"""Where accepted rows go: the spool (long-running server) or straight to storage
+(Lambda, where nothing may wait in memory or in /tmp after the answer).
+
+Either way `accept` returns only once the rows are durable, and raises `Unavailable`
+(503) when they are not, so a client never gets a 202 for data that was not kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, Protocol
+
+import orjson
+
+from traceglider.errors import StorageError, Unavailable
+from traceglider.spool.flusher import Flusher
+from traceglider.spool.wal import Spool
+from traceglider.storage.base import Storage
+from traceglider.storage.parquet import write_rows
+
+
+class Sink(Protocol):
+    async def accept(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def healthy(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class SpoolSink:
+    def __init__(self, spool: Spool, flusher: Flusher) -> None:
+        self.spool = spool
+        self.flusher = flusher
+
+    async def accept(self, rows: list[dict[str, Any]]) -> None:
+        future = self.spool.submit(orjson.dumps(rows), len(rows))
+        await asyncio.wrap_future(future)
+        self.flusher.notify()
+
+    def start(self) -> None:
+        self.flusher.start()
+
+    def stop(self) -> None:
+        self.flusher.stop()
+        self.spool.close()
+
+    def healthy(self) -> bool:
+        return bool(self.flusher.storage_ok)
+
+    def status(self) -> dict[str, Any]:
+        return {"mode": "spool", "spool_dir": str(self.spool.dir), **self.flusher.status()}
+
+
+def batch_name(rows: list[dict[str, Any]]) -> str:
+    """A name derived from the batch's content, so a client's retry of the same batch
+    maps to the same object and cannot create a second copy."""
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: r["event_id"]):
+        digest.update(row["site"].encode())
+        digest.update(b"\0")
+        digest.update(row["event_id"].encode())
+        digest.update(b"\0")
+    return "b-" + digest.hexdigest()[:40]
+
+
+class DirectSink:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.storage_ok: bool | None = None
+        self.delivered_events = 0
+
+    async def accept(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            await asyncio.to_thread(write_rows, self.storage, rows, batch_name(rows))
+        except StorageError as exc:
+            self.storage_ok = False
+            raise Unavailable("storage is unavailable; retry later", retry_after=5) from exc
+        self.storage_ok = True
+        self.delivered_events += len(rows)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def healthy(self) -> bool:
+        try:
+            self.storage.health()
+        except StorageError:
+            self.storage_ok = False
+            return False
+        self.storage_ok = True
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {"mode": "direct", "storage": self.storage.url, "storage_ok": bool(self.storage_ok),
+                "delivered_events": self.delivered_events}

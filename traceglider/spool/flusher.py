@@ -1,0 +1,180 @@
+"""Deliver sealed spool segments to storage as Parquet, and keep an honest view of
+whether storage is reachable.
+
+A segment becomes `<segment-id>.parquet` in each partition it touches, written with
+`if_absent`, so a delivery retried after a crash or an outage never makes a second
+copy. A segment is deleted only after all its partitions are written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from traceglider.errors import StorageError
+from traceglider.spool.wal import Segment, Spool, read_records
+from traceglider.storage.base import Storage
+from traceglider.storage.parquet import write_rows
+
+log = logging.getLogger("traceglider.flusher")
+
+HEALTH_INTERVAL_OK = 2.0
+HEALTH_INTERVAL_FAILING = 1.0
+MAX_BACKOFF = 30.0
+
+
+class Flusher:
+    def __init__(
+        self,
+        spool: Spool,
+        storage: Storage,
+        flush_seconds: float,
+        flush_events: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spool = spool
+        self.storage = storage
+        self.flush_seconds = flush_seconds
+        self.flush_events = flush_events
+        self.monotonic = monotonic
+        self.storage_ok: bool | None = None  # None: not yet proven reachable
+        self.last_error: str | None = None
+        self.delivered_events = 0
+        self.delivered_segments = 0
+        self.damaged_records = 0
+        self.quarantined = 0
+        self.failures = 0
+        self.last_delivery: float | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for target, name in ((self._deliver_loop, "tg-flusher"), (self._health_loop, "tg-health")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def notify(self) -> None:
+        if self.spool.pending_events >= self.flush_events:
+            self._wake.set()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Deliver what can be delivered now, then stop; the rest stays in the spool."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+
+    # -- loops -------------------------------------------------------------------
+
+    def _health_loop(self) -> None:
+        while not self._stop.is_set():
+            self.check_health()
+            interval = HEALTH_INTERVAL_OK if self.storage_ok else HEALTH_INTERVAL_FAILING
+            self._stop.wait(interval)
+
+    def check_health(self) -> bool:
+        try:
+            self.storage.health()
+        except StorageError as exc:
+            self._failed(exc)
+            return False
+        if not self.storage_ok:
+            log.info("storage is reachable: %s", self.storage.url)
+            self._wake.set()  # deliver what waited for it
+        self.storage_ok, self.last_error = True, None
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        if self.storage_ok is not False:
+            log.warning("storage is unreachable, events stay in the spool: %s", exc)
+        self.storage_ok, self.last_error = False, str(exc)
+
+    def _deliver_loop(self) -> None:
+        last_flush = self.monotonic()
+        backoff = 0.0
+        while True:
+            stopping = self._stop.is_set()
+            timeout = max(0.0, backoff or (last_flush + self.flush_seconds - self.monotonic()))
+            if not stopping:
+                self._wake.wait(timeout)
+                self._wake.clear()
+                stopping = self._stop.is_set()
+            due = (
+                stopping
+                or self.spool.pending_events >= self.flush_events
+                or self.monotonic() - last_flush >= self.flush_seconds
+                or backoff > 0
+            )
+            if due:
+                last_flush = self.monotonic()
+                if self.flush_once():
+                    backoff = 0.0
+                else:
+                    self.failures += 1
+                    backoff = min(MAX_BACKOFF, max(0.5, backoff * 2))
+            if stopping:
+                return
+
+    # -- delivery ----------------------------------------------------------------
+
+    def flush_once(self) -> bool:
+        """Seal the open segment and deliver every sealed one. False if storage failed."""
+        self.spool.seal()
+        for segment in self.spool.sealed():
+            try:
+                self.deliver(segment)
+            except StorageError as exc:
+                self._failed(exc)
+                return False
+        return True
+
+    def deliver(self, segment: Segment) -> None:
+        records, damaged = read_records(segment.path)
+        rows: list[dict[str, Any]] = []
+        for record in records:
+            try:
+                rows.extend(orjson.loads(record))
+            except orjson.JSONDecodeError:
+                damaged += 1
+        if damaged:
+            self.damaged_records += damaged
+            log.warning("segment %s: skipped %d damaged record(s)", segment.id, damaged)
+        try:
+            if rows:
+                write_rows(self.storage, rows, segment.id)
+        except StorageError:
+            raise
+        except Exception:
+            # Not a storage problem: this segment's content cannot be written. Keep
+            # its bytes aside for a person to look at instead of retrying forever.
+            target = self.spool.quarantine(segment)
+            self.quarantined += 1
+            log.exception("segment %s cannot be delivered; moved to %s", segment.id, target)
+            return
+        self.spool.remove(segment, len(rows))
+        self.storage_ok, self.last_error = True, None
+        self.delivered_events += len(rows)
+        self.delivered_segments += 1
+        self.last_delivery = time.time()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "storage": self.storage.url,
+            "storage_ok": bool(self.storage_ok),
+            "storage_error": self.last_error,
+            "spool_bytes": self.spool.bytes,
+            "spool_max_bytes": self.spool.max_bytes,
+            "spool_segments": len(self.spool.sealed()),
+            "pending_events": self.spool.pending_events,
+            "delivered_events": self.delivered_events,
+            "damaged_records": self.damaged_records,
+            "quarantined_segments": self.quarantined,
+            "last_delivery": self.last_delivery,
+        }

@@ -1,0 +1,271 @@
+"""The write-ahead spool: accepted batches are appended here and fsynced before 202.
+
+A spool directory holds segments. The segment being written is `<id>.open`; a sealed
+one is `<id>.wal`. Each record is framed as
+
+    MAGIC (4 bytes) | length (u32 LE) | crc32 of payload (u32 LE) | payload
+
+so a reader can verify every record, skip a torn tail, and resynchronise on the next
+MAGIC after a damaged record. Appends go through one writer thread that takes every
+record waiting in its queue, writes them and fsyncs once: concurrent requests share
+one fsync (group commit).
+
+Several processes may share a spool root; each claims its own `worker-N` directory
+with an exclusive flock, and a later process that claims it replays what was left.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import socket
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from traceglider.errors import Unavailable
+
+MAGIC = b"TGW1"
+_HEADER = struct.Struct("<4sII")
+MAX_RECORD = 64 * 1024 * 1024
+SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Segment:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.stem
+
+
+def new_segment_id() -> str:
+    # Sortable by creation time, unique across hosts and processes: it becomes the
+    # name of the Parquet objects delivered from this segment.
+    host = socket.gethostname().split(".")[0][:20] or "host"
+    return f"{time.time_ns():020d}-{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def read_records(path: Path) -> tuple[list[bytes], int]:
+    """All records that pass their checksum, and the count of damaged spans skipped."""
+    data = path.read_bytes()
+    records, damaged, pos = [], 0, 0
+    while pos + _HEADER.size <= len(data):
+        magic, length, crc = _HEADER.unpack_from(data, pos)
+        start, end = pos + _HEADER.size, pos + _HEADER.size + length
+        if magic == MAGIC and length <= MAX_RECORD and end <= len(data):
+            payload = data[start:end]
+            if zlib.crc32(payload) == crc:
+                records.append(payload)
+                pos = end
+                continue
+        damaged += 1
+        next_magic = data.find(MAGIC, pos + 1)
+        if next_magic < 0:
+            break
+        pos = next_magic
+    else:
+        if pos < len(data):
+            damaged += 1  # a torn header at the end
+    return records, damaged
+
+
+class Spool:
+    def __init__(self, root: Path, max_bytes: int, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.dir, self._lock_fd = _claim(root)
+        self._mutex = threading.Lock()  # guards the open segment and the counters
+        self._queue: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
+        self._file: object | None = None
+        self._fd = -1
+        self._open_path: Path | None = None
+        self._open_size = 0
+        self.pending_events = 0  # events in segments not yet delivered
+        self.bytes = sum(p.stat().st_size for p in self._segment_paths())
+        self.fsyncs = 0
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="tg-spool-writer", daemon=True)
+        self._writer.start()
+
+    # -- appending -------------------------------------------------------------
+
+    def submit(self, payload: bytes, events: int) -> Future[None]:
+        """Queue a record; the future resolves once it is on disk (or fails)."""
+        future: Future[None] = Future()
+        record = frame(payload)
+        with self._mutex:
+            if self._closed:
+                future.set_exception(Unavailable("the spool is shutting down"))
+                return future
+            if self.bytes + len(record) > self.max_bytes:
+                future.set_exception(Unavailable("the spool is full; storage is behind", retry_after=30))
+                return future
+            self.bytes += len(record)  # reserved now so concurrent requests see the cap
+        self._queue.put((record, events, future))
+        return future
+
+    def append(self, payload: bytes, events: int) -> None:
+        self.submit(payload, events).result()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this group, then stop
+                    break
+                batch.append(more)
+            self._write_group(batch)
+
+    def _write_group(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
+        data = b"".join(record for record, _, _ in batch)
+        events = sum(n for _, n, _ in batch)
+        with self._mutex:
+            try:
+                self._ensure_open()
+                start = self._open_size
+                try:
+                    _write_all(self._fd, data)
+                    os.fdatasync(self._fd)
+                except OSError:
+                    # Take back a partial write so later records start clean.
+                    self._open_size = start
+                    try:
+                        os.ftruncate(self._fd, start)
+                        os.lseek(self._fd, start, os.SEEK_SET)
+                    except OSError:
+                        self._seal_locked()
+                    raise
+                self._open_size = start + len(data)
+                self.pending_events += events
+                self.fsyncs += 1
+                error: BaseException | None = None
+            except OSError as exc:
+                self.bytes -= len(data)
+                error = Unavailable(f"cannot write the spool: {exc.strerror or exc}", retry_after=10)
+            if error is None and self._open_size >= self.segment_bytes:
+                self._seal_locked()
+        for _, _, future in batch:
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    def _ensure_open(self) -> None:
+        if self._fd >= 0:
+            return
+        path = self.dir / f"{new_segment_id()}.open"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _fsync_dir(self.dir)
+        self._open_path, self._open_size = path, 0
+
+    def _seal_locked(self) -> None:
+        if self._fd < 0 or self._open_path is None:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        sealed = self._open_path.with_suffix(".wal")
+        os.replace(self._open_path, sealed)
+        _fsync_dir(self.dir)
+        self._open_path, self._open_size = None, 0
+
+    # -- delivery --------------------------------------------------------------
+
+    def seal(self) -> None:
+        """Close the open segment (if it holds anything) so it can be delivered."""
+        with self._mutex:
+            if self._open_size > 0:
+                self._seal_locked()
+
+    def sealed(self) -> list[Segment]:
+        """Segments ready for delivery, oldest first; `.open` files left by an earlier
+        process in this directory count as sealed."""
+        with self._mutex:
+            current = self._open_path
+        paths = [p for p in self._segment_paths() if p != current]
+        return [Segment(p) for p in sorted(paths, key=lambda p: p.name)]
+
+    def remove(self, segment: Segment, events: int) -> None:
+        size = segment.path.stat().st_size
+        segment.path.unlink()
+        _fsync_dir(self.dir)
+        with self._mutex:
+            self.bytes -= size
+            self.pending_events = max(0, self.pending_events - events)
+
+    def quarantine(self, segment: Segment) -> Path:
+        """Move a segment that cannot be delivered out of the way, keeping its bytes."""
+        bad = self.root / "bad"
+        bad.mkdir(parents=True, exist_ok=True)
+        target = bad / segment.path.name
+        size = segment.path.stat().st_size
+        os.replace(segment.path, target)
+        with self._mutex:
+            self.bytes -= size
+        return target
+
+    def _segment_paths(self) -> Iterator[Path]:
+        for path in self.dir.iterdir():
+            if path.suffix in (".wal", ".open"):
+                yield path
+
+    def close(self) -> None:
+        with self._mutex:
+            self._closed = True
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+        with self._mutex:
+            self._seal_locked()
+        os.close(self._lock_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _claim(root: Path) -> tuple[Path, int]:
+    """Lock the first free `worker-N` directory under root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1024):
+        directory = root / f"worker-{n}"
+        directory.mkdir(exist_ok=True)
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return directory, fd
+    raise OSError(f"no free spool directory under {root}")

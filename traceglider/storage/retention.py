@@ -1,0 +1,34 @@
+"""Retention: delete whole partitions older than N days (by UTC date of receipt)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from traceglider.storage.base import Storage
+from traceglider.storage.parquet import list_partitions
+
+DEFAULT_DAYS = 760  # 25 months
+
+
+def expired_partitions(storage: Storage, days: int, now: datetime | None = None) -> dict[tuple[str, str], list[str]]:
+    today = (now or datetime.now(UTC)).date()
+    cutoff = (today - timedelta(days=days)).isoformat()
+    return {part: keys for part, keys in list_partitions(storage).items() if part[1] < cutoff}
+
+
+def apply_retention(
+    storage: Storage,
+    days: int,
+    now: datetime | None = None,
+    progress: Callable[[tuple[str, str], int], None] | None = None,
+) -> int:
+    """Delete partitions older than `days`; returns the number of files removed.
+    Interrupting is harmless: a rerun deletes what is left."""
+    removed = 0
+    for part, keys in sorted(expired_partitions(storage, days, now).items()):
+        storage.delete(keys)
+        removed += len(keys)
+        if progress:
+            progress(part, len(keys))
+    return removed

@@ -1,0 +1,135 @@
+"""S3 storage (AWS or any S3-compatible endpoint) through boto3.
+
+Writes use conditional puts (`If-None-Match: *`) where the name must not exist yet,
+so a retried delivery can never create a second copy. Stores that do not support
+conditional writes fall back to a HEAD before the PUT.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from traceglider.errors import StorageError
+from traceglider.storage.base import ObjectInfo
+
+# Short timeouts: an unreachable store must turn into a retry from the spool (and a
+# 503 on /healthz) within seconds, not hang a flush for minutes.
+_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"max_attempts": 2, "mode": "standard"},
+    max_pool_connections=32,
+)
+# Health probes answer fast or count as a failure: /healthz must tell the truth now.
+_HEALTH_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+
+
+class S3Storage:
+    def __init__(self, url: str, endpoint_url: str | None = None, client: Any = None) -> None:
+        bucket_and_prefix = url.removeprefix("s3://")
+        bucket, _, prefix = bucket_and_prefix.partition("/")
+        self.url = url
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url
+        self._client = client
+        self._health_client: Any = None
+        self._lock = threading.Lock()
+        self._conditional_writes = True
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._new_client(_CONFIG)
+        return self._client
+
+    def _new_client(self, config: Config) -> Any:
+        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key), "Body": data}
+        try:
+            if if_absent and self._conditional_writes:
+                try:
+                    self.client.put_object(IfNoneMatch="*", **kwargs)
+                    return True
+                except ClientError as exc:
+                    code = _code(exc)
+                    if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                        return False
+                    if code not in ("NotImplemented", "501"):
+                        raise
+                    self._conditional_writes = False
+            if if_absent and self._exists(key):
+                return False
+            self.client.put_object(**kwargs)
+            return True
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot write s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return bytes(response["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+
+    def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        found = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for item in page.get("Contents", []):
+                    found.append(ObjectInfo(item["Key"][len(self.prefix):], int(item["Size"])))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list s3://{self.bucket}/{self._key(prefix)}: {exc}") from exc
+        return sorted(found, key=lambda o: o.key)
+
+    def delete(self, keys: builtins.list[str]) -> None:
+        try:
+            for start in range(0, len(keys), 1000):
+                chunk = keys[start:start + 1000]
+                response = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True},
+                )
+                errors = response.get("Errors") or []
+                if errors:
+                    raise StorageError(f"cannot delete {errors[0].get('Key')}: {errors[0].get('Message')}")
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot delete from s3://{self.bucket}: {exc}") from exc
+
+    def health(self) -> None:
+        try:
+            if self._health_client is None:
+                self._health_client = self._new_client(_HEALTH_CONFIG)
+            self._health_client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"s3://{self.bucket} is not reachable: {exc}") from exc
+
+    def duckdb_uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
