@@ -33,7 +33,7 @@ tracker: tracker/node_modules/.package-lock.json
 	npm run --prefix tracker build
 
 lint: install
-	$(BIN)/ruff check traceglider tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 NODE_DEPS := $(if $(wildcard tracker/package-lock.json),tracker/node_modules/.package-lock.json)

@@ -88,6 +88,10 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.dir, self._lock_fd = _claim(root)
+        # Open segments left by a process that died are sealed now, before this
+        # process opens its own: from here on `.open` always means "ours, in use".
+        for leftover in self.dir.glob("*.open"):
+            os.replace(leftover, leftover.with_suffix(".wal"))
         self._mutex = threading.Lock()  # guards the open segment and the counters
         self._queue: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
         self._file: object | None = None
@@ -199,11 +203,9 @@ class Spool:
                 self._seal_locked()
 
     def sealed(self) -> list[Segment]:
-        """Segments ready for delivery, oldest first; `.open` files left by an earlier
-        process in this directory count as sealed."""
-        with self._mutex:
-            current = self._open_path
-        paths = [p for p in self._segment_paths() if p != current]
+        """Segments ready for delivery, oldest first. Only `.wal` files: the open
+        segment is never delivered while records may still be appended to it."""
+        paths = [p for p in self.dir.iterdir() if p.suffix == ".wal"]
         return [Segment(p) for p in sorted(paths, key=lambda p: p.name)]
 
     def remove(self, segment: Segment, events: int) -> None:
