@@ -11,6 +11,9 @@ from traceglider.storage.base import Storage
 from traceglider.storage.parquet import list_partitions, read_table
 
 DAY_US = 86_400_000_000
+# A real browser's user agent: requests without one are dropped as bots.
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
 
 
 def row(event_id: str, site: str = "example.com", when_us: int | None = None, **extra: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from traceglider import __version__
 from traceglider.config import Settings
 from traceglider.errors import TGError
+from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
 from traceglider.ingest.routes import Ingest, ingest_router
 from traceglider.ingest.urls import split_url
@@ -30,7 +31,7 @@ log = logging.getLogger("traceglider")
 
 
 def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
-    return Pipeline([("split_url", split_url)])
+    return Pipeline([("split_url", split_url), *build_steps(settings, storage)])
 
 
 def build_sink(settings: Settings, storage: Storage) -> Sink:

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(retention)
     retention.add_argument("--days", type=_days, required=True, help="days to keep (25 months = 760)")
     retention.set_defaults(run=cmd_retention)
+
+    forget = commands.add_parser("forget", help="erase every event of one visitor (GDPR Art. 17)")
+    _add_common(forget)
+    forget.add_argument("--visitor", required=True, help="the visitor id (the tg_vid cookie value or a stored id)")
+    forget.add_argument("--site", help="only this site's partitions")
+    forget.set_defaults(run=cmd_forget)
     return parser
 
 
@@ -107,6 +113,22 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
     removed = apply_retention(storage, args.days, progress=show)
     print(f"removed {removed} file(s) older than {args.days} days")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from traceglider.storage.forget import forget_visitor
+
+    if not args.visitor.strip():
+        raise ConfigError("--visitor must not be empty")
+    storage = _storage(_settings(args))
+
+    def show(done: int, total: int) -> None:
+        print(f"\rscanned {done}/{total} files", end="", flush=True)
+
+    report = forget_visitor(storage, args.visitor.strip(), progress=show, site=args.site)
+    print()
+    print(report.summary())
     return 0
 
 

@@ -160,6 +160,9 @@ SETTINGS: list[Setting] = [
             "Extra URL query parameters kept besides utm_* and ref (comma-separated)."),
     Setting("rate_limit", 600, int,
             "Requests per minute accepted from one client address on /collect (0: off)."),
+    Setting("retention_days", 760, _positive_int,
+            "Days of events the scheduled compaction on Lambda keeps (25 months); "
+            "`traceglider retention --days N` takes its own value."),
     Setting("mode", "server", _mode,
             "'server' spools and flushes in the background; 'lambda' writes each batch "
             "to storage before answering."),

@@ -54,7 +54,9 @@ def serve(settings: Settings, config_file: str | None = None) -> int:
         raise ConfigError(f"cannot prepare the data directory: {exc}") from None
     print(_banner(settings), flush=True)
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
-              "proxy_headers": False, "server_header": False, "timeout_graceful_shutdown": 10}
+              "proxy_headers": False, "server_header": False,
+              # Access logs would write client addresses; we never keep an IP anywhere.
+              "access_log": False, "timeout_graceful_shutdown": 10}
     if settings.workers == 1:
         try:
             app = create_app(settings, storage)

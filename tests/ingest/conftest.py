@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import BROWSER_UA
 from traceglider.app import create_app
 from traceglider.config import load
 
@@ -13,7 +14,8 @@ from traceglider.config import load
 def make_client(tmp_path: Path, **env: str) -> TestClient:
     settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_FLUSH_SECONDS": "0.05",
                          "TG_SITES": "example.com,shop.example.org", **env})
-    return TestClient(create_app(settings), base_url="https://collector.test")
+    return TestClient(create_app(settings), base_url="https://collector.test",
+                      headers={"user-agent": BROWSER_UA})
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_an_outage_keeps_events_spooled_and_delivery_resumes(tmp_path, local_sto
     assert spool.sealed() and stored_ids(local_storage) == []
     storage.down = False
     assert wait_for(lambda: stored_ids(local_storage) == ["during"])
-    assert flusher.storage_ok is True
+    assert wait_for(lambda: flusher.storage_ok is True)
     flusher.stop()
     spool.close()
 

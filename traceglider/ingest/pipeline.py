@@ -7,11 +7,14 @@ from `DROP_REASONS`. Drops are counted per reason and shown on /healthz, never s
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger("traceglider.pipeline")
 
 DROP_REASONS = (
     "bot",  # a crawler, monitor, headless or automated browser
@@ -19,6 +22,7 @@ DROP_REASONS = (
     "consent",  # the site requires consent and none was given
     "excluded",  # a path or host the site excluded
     "invalid",  # a value that passed parsing but cannot be used (e.g. no host)
+    "error",  # a step failed unexpectedly: a bug, logged with its traceback
 )
 
 
@@ -72,8 +76,14 @@ class Pipeline:
         kept: list[dict[str, Any]] = []
         for row in rows:
             current: dict[str, Any] | None = row
-            for _name, step in self.steps:
-                result = step(current, request)  # type: ignore[arg-type]
+            for name, step in self.steps:
+                try:
+                    result = step(current, request)  # type: ignore[arg-type]
+                except Exception:
+                    # A bug must not turn a client's request into a 500 or take the
+                    # batch down with it; it is counted and logged (rows hold no IP).
+                    log.exception("pipeline step %s failed", name)
+                    result = Drop("error")
                 if isinstance(result, Drop):
                     with self._lock:
                         self.drops[result.reason] += 1

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from traceglider.config import Settings
 from traceglider.errors import BadRequest, Forbidden, TGError
 from traceglider.ingest import edge
+from traceglider.ingest.enrich.identity import consent_cookie
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
+from traceglider.ingest.plausible import parse_plausible
 from traceglider.ingest.request import decode_json, normalize_site, parse_batch, parse_event
 from traceglider.sinks import Sink
 
@@ -121,6 +123,60 @@ def ingest_router(ingest: Ingest) -> APIRouter:
         await ingest.accept([row], info)
         response = Response(PIXEL, media_type="image/gif",
                             headers={"Cache-Control": "no-store, max-age=0"})
+        apply_cookies(response, info)
+        return response
+
+    @router.options("/consent", include_in_schema=False)
+    @router.options("/api/event", include_in_schema=False)
+    async def preflight(request: Request) -> Response:
+        origin = edge.check_origin(request, settings.sites)
+        return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
+
+    @router.post("/consent", summary="Grant or deny consent: sets or clears the visitor cookie",
+                 responses={400: {}, 403: {}, 415: {}})
+    async def consent(request: Request) -> Response:
+        origin = edge.check_origin(request, settings.sites)
+        try:
+            edge.check_content_type(request)
+            document = parse_json_object(await edge.read_body(request), "site and consent")
+            site = normalize_site(document.get("site"))
+            ingest.check_site(site)
+            choice = document.get("consent")
+            if choice not in ("granted", "denied"):
+                raise BadRequest("consent: must be 'granted' or 'denied'")
+        except TGError as exc:
+            exc.headers.update(edge.cors_headers(origin))
+            raise
+        secure = edge.is_secure(request, settings.trusted_proxies)
+        # GPC / DNT win over a grant: those visitors are only ever counted cookieless.
+        privacy_signal = request.headers.get("sec-gpc") == "1" or request.headers.get("dnt") == "1"
+        granted = choice == "granted" and not privacy_signal
+        response = JSONResponse({"consent": "granted" if granted else "denied"},
+                                headers={**edge.cors_headers(origin), "Cache-Control": "no-store"})
+        existing = request.cookies.get(settings.cookie_name)
+        for cookie in consent_cookie(settings, granted, secure, existing):
+            response.set_cookie(**cookie)
+        return response
+
+    @router.post("/api/event", status_code=202, summary="Plausible's Events API",
+                 responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}})
+    async def plausible_event(request: Request) -> Response:
+        origin = edge.check_origin(request, settings.sites)
+        try:
+            edge.check_content_type(request)
+            ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+            now = ingest.now_micros()
+            site, rows = parse_plausible(decode_json(await edge.read_body(request)), now)
+            for row in rows:
+                ingest.check_site(row["site"])
+            info = ingest.request_info(request, site, {}, now)
+            await ingest.accept(rows, info)
+        except TGError as exc:
+            exc.headers.update(edge.cors_headers(origin))
+            raise
+        # Plausible answers 202 with the body "ok".
+        response = Response("ok", status_code=202, media_type="text/plain",
+                            headers=edge.cors_headers(origin))
         apply_cookies(response, info)
         return response
 

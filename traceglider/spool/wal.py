@@ -92,7 +92,10 @@ class Spool:
         # process opens its own: from here on `.open` always means "ours, in use".
         for leftover in self.dir.glob("*.open"):
             os.replace(leftover, leftover.with_suffix(".wal"))
-        self._mutex = threading.Lock()  # guards the open segment and the counters
+        # Two locks so that a request thread checking the cap never waits behind an
+        # fsync: `_file_lock` guards the open segment, `_mutex` only the counters.
+        self._file_lock = threading.Lock()
+        self._mutex = threading.Lock()
         self._queue: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
         self._file: object | None = None
         self._fd = -1
@@ -145,7 +148,7 @@ class Spool:
     def _write_group(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
         data = b"".join(record for record, _, _ in batch)
         events = sum(n for _, n, _ in batch)
-        with self._mutex:
+        with self._file_lock:
             try:
                 self._ensure_open()
                 start = self._open_size
@@ -162,14 +165,17 @@ class Spool:
                         self._seal_locked()
                     raise
                 self._open_size = start + len(data)
-                self.pending_events += events
                 self.fsyncs += 1
                 error: BaseException | None = None
             except OSError as exc:
-                self.bytes -= len(data)
                 error = Unavailable(f"cannot write the spool: {exc.strerror or exc}", retry_after=10)
             if error is None and self._open_size >= self.segment_bytes:
                 self._seal_locked()
+        with self._mutex:
+            if error is None:
+                self.pending_events += events
+            else:
+                self.bytes -= len(data)
         for _, _, future in batch:
             if error is None:
                 future.set_result(None)
@@ -198,7 +204,7 @@ class Spool:
 
     def seal(self) -> None:
         """Close the open segment (if it holds anything) so it can be delivered."""
-        with self._mutex:
+        with self._file_lock:
             if self._open_size > 0:
                 self._seal_locked()
 
@@ -237,7 +243,7 @@ class Spool:
             self._closed = True
         self._queue.put(None)
         self._writer.join(timeout=30)
-        with self._mutex:
+        with self._file_lock:
             self._seal_locked()
         os.close(self._lock_fd)
 

@@ -123,7 +123,9 @@ class S3Storage:
         try:
             if self._health_client is None:
                 self._health_client = self._new_client(_HEALTH_CONFIG)
-            self._health_client.head_bucket(Bucket=self.bucket)
+            # A listing under our prefix, not head_bucket: least-privilege roles may
+            # list only their prefix (s3:ListBucket with a prefix condition).
+            self._health_client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"s3://{self.bucket} is not reachable: {exc}") from exc
 

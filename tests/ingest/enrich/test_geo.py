@@ -1,0 +1,79 @@
+"""The geo step finds the country offline; local addresses have none."""
+
+from __future__ import annotations
+
+import pytest
+
+from traceglider.errors import ConfigError
+from traceglider.ingest.enrich.geo import (
+    Geoip2FastLookup,
+    MaxMindLookup,
+    make_geo_step,
+    open_lookup,
+    record_location,
+)
+
+from .conftest import make_request, make_row
+
+BUNDLED = Geoip2FastLookup()
+
+# Addresses are only data here: nothing is sent anywhere.
+@pytest.mark.parametrize(("ip", "country"), [
+    ("81.2.69.160", "GB"),
+    ("2a00:1450:4001::1", "DE"),
+    ("::ffff:81.2.69.160", "GB"),
+    ("127.0.0.1", None),
+    ("::1", None),
+    ("10.1.2.3", None),
+    ("192.168.0.10", None),
+    ("172.16.5.4", None),
+    ("fd00::1", None),
+    ("169.254.1.1", None),
+    ("not an address", None),
+    (None, None),
+])
+def test_country_from_the_bundled_database(ip: str | None, country: str | None) -> None:
+    row = make_geo_step(BUNDLED)(make_row(), make_request(ip=ip))
+    assert isinstance(row, dict)
+    assert (row["country"], row["region"]) == (country, None)
+    assert ip is None or ip not in str(row)
+
+
+def test_a_broken_lookup_keeps_the_event_without_a_country() -> None:
+    def broken(ip: str) -> tuple[str | None, str | None]:
+        raise RuntimeError("corrupt database")
+
+    row = make_geo_step(broken)(make_row(), make_request(ip="81.2.69.160"))
+    assert isinstance(row, dict) and row["country"] is None
+
+
+def test_the_lookup_runs_once_per_request() -> None:
+    calls = []
+
+    def counting(ip: str) -> tuple[str | None, str | None]:
+        calls.append(1)
+        return "FR", "FR-IDF"
+
+    step, request = make_geo_step(counting), make_request(ip="81.2.69.160")
+    rows = [step(make_row(), request) for _ in range(3)]
+    assert len(calls) == 1 and all(r["country"] == "FR" for r in rows)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"country": {"iso_code": "GB"}, "subdivisions": [{"iso_code": "ENG"}]}, ("GB", "GB-ENG")),
+    ({"country": {"iso_code": "US"}}, ("US", None)),
+    ({"registered_country": {"iso_code": "NL"}}, ("NL", None)),
+    (None, (None, None)),
+])
+def test_maxmind_records_give_country_and_region(record: object, expected: tuple) -> None:
+    assert record_location(record) == expected
+
+
+def test_a_missing_mmdb_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("maxminddb")
+    with pytest.raises(ConfigError, match="TG_GEOIP_DB"):
+        MaxMindLookup(str(tmp_path / "missing.mmdb"))
+
+
+def test_without_a_database_path_the_bundled_one_is_used() -> None:
+    assert isinstance(open_lookup(None), Geoip2FastLookup)

@@ -1,0 +1,143 @@
+"""AWS Lambda entry points: the collector behind API Gateway, and the scheduled compaction.
+
+`handler` serves the same FastAPI app as `traceglider serve`, through Mangum, for API
+Gateway HTTP API (payload 2.0) and REST API (payload 1.0) events. The settings are
+forced to `mode=lambda`, in which `/collect` writes each batch to storage before it
+answers (a Lambda may be frozen the moment it answers, and its `/tmp` is not durable).
+
+Importing this module stays cheap: FastAPI, boto3 and pyarrow are imported when the
+first event arrives, and DuckDB only if a stats route is called. See
+bench/lambda_coldstart.py for the measured figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from traceglider.config import Settings
+
+log = logging.getLogger("traceglider.aws")
+
+_lock = threading.Lock()
+_adapter: Any = None
+
+
+def lambda_settings(env: dict[str, str] | None = None) -> Settings:
+    """The settings from the Lambda environment, with the mode forced to `lambda`."""
+    from traceglider.config import load
+
+    return load(env=env).replace(mode="lambda")
+
+
+def build_adapter(settings: Settings | None = None) -> Any:
+    """The Mangum adapter around the collector app (built once per execution environment)."""
+    from mangum import Mangum
+
+    from traceglider.app import create_app
+
+    app = create_app(settings or lambda_settings())
+    # Mangum would run the app's startup and shutdown around every single event; in
+    # lambda mode there is no background work to start, so the app is used bare.
+    return Mangum(app, lifespan="off")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway (HTTP API v2 or REST v1) event in, API Gateway response out."""
+    global _adapter
+    if _adapter is None:
+        from traceglider.errors import StorageError
+
+        with _lock:
+            if _adapter is None:
+                try:
+                    _adapter = build_adapter()
+                except StorageError as exc:
+                    # Building the app reads the instance secret from the bucket. With
+                    # S3 unreachable, answer as /collect would: 503, so the tracker
+                    # retries; the next event tries the build again.
+                    log.error("cannot start the collector: %s", exc)
+                    return _unavailable()
+    result: dict[str, Any] = _adapter(event, context)
+    return result
+
+
+def _unavailable() -> dict[str, Any]:
+    # This shape is valid for both payload versions (REST v1 and HTTP API v2).
+    return {
+        "statusCode": 503,
+        "headers": {"content-type": "application/json", "retry-after": "5",
+                    "cache-control": "no-store"},
+        "body": '{"error": "storage is unavailable; retry later"}',
+        "isBase64Encoded": False,
+    }
+
+
+def reset() -> None:
+    """Forget the built app, so that the next event reads the environment again (tests)."""
+    global _adapter
+    with _lock:
+        _adapter = None
+
+
+def _retention_days(event: dict[str, Any], settings: Settings) -> int:
+    raw = event.get("retention_days") or settings.retention_days
+    days = int(raw)
+    if days <= 0:
+        raise ValueError(f"retention days must be greater than 0 (got {raw!r})")
+    return days
+
+
+def compact_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    """Compact yesterday's and today's partitions of every site, apply retention, and
+    delete the cookieless salts of past days.
+
+    Run by an EventBridge schedule. The event may name `dates` (["YYYY-MM-DD", ...]) to
+    compact other days, a `site`, and `retention_days` (0 or absent: TG_RETENTION_DAYS,
+    default 760); EventBridge's own scheduled-event fields are ignored.
+    """
+    from traceglider.ingest.enrich.identity import purge_old_salts
+    from traceglider.storage import open_storage
+    from traceglider.storage.compact import compact
+    from traceglider.storage.retention import apply_retention
+
+    event = event if isinstance(event, dict) else {}
+    settings = lambda_settings()
+    storage = open_storage(settings)
+    today = dt.datetime.now(dt.UTC).date()
+    dates = event.get("dates") or [
+        (today - dt.timedelta(days=1)).isoformat(),
+        today.isoformat(),
+    ]
+    site = event.get("site")
+    compacted: dict[str, Any] = {}
+    for date in dates:
+        dt.date.fromisoformat(date)  # a bad date fails here, before any rewrite
+        compacted[date] = _plain(compact(storage, site=site, date=date))
+    days = _retention_days(event, settings)
+    removed = _plain(apply_retention(storage, days))
+    # The collector deletes old salts on the first event of a day; this covers days
+    # without traffic, so no salt outlives its day by more than an hour.
+    salts = purge_old_salts(storage, today.isoformat())
+    summary = {"compacted": compacted, "retention_days": days, "removed_files": removed,
+               "purged_salts": len(salts)}
+    log.info("compaction done: %s", summary)
+    return summary
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly form of what the storage functions return (for the Lambda result)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return _plain(dataclasses.asdict(value))
+    return str(value)

@@ -1,0 +1,64 @@
+"""The enrichment steps that follow parsing, in the order they must run.
+
+The collector's pipeline is `[("split_url", split_url)] + build_steps(settings, storage)`:
+
+| step | why here |
+|---|---|
+| `split_url` (core) | fills hostname, path, query, utm_*, referrer_host from the raw URLs |
+| `bots` | cheapest drop first: no work is spent on crawlers |
+| `privacy` | `TG_GPC_POLICY=drop` drops GPC/DNT requests before any lookup |
+| `useragent` | browser, OS, device type (Client Hints win) |
+| `geo` | country and region from the IP, in memory |
+| `source` | source and channel; reads the raw query (click ids) before hygiene removes it |
+| `hygiene` | strips e-mails, tokens and unlisted query parameters from everything stored |
+| `identity` | visitor id and session id; last, so a dropped event never opens a visit or sets a cookie |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from traceglider.ingest.enrich.bots import drop_bots
+from traceglider.ingest.enrich.geo import make_geo_step, open_lookup
+from traceglider.ingest.enrich.hygiene import make_hygiene_step
+from traceglider.ingest.enrich.identity import (
+    SaltStore,
+    Sessions,
+    consent_cookie,
+    make_identity_step,
+    make_privacy_step,
+    purge_old_salts,
+)
+from traceglider.ingest.enrich.source import source
+from traceglider.ingest.enrich.useragent import make_user_agent_step
+
+if TYPE_CHECKING:
+    from traceglider.config import Settings
+    from traceglider.ingest.pipeline import Step
+    from traceglider.storage.base import Storage
+
+__all__ = ["build_steps", "consent_cookie", "purge_old_salts", "SaltStore", "Sessions"]
+
+
+def build_steps(
+    settings: Settings,
+    storage: Storage,
+    *,
+    salts: SaltStore | None = None,
+    sessions: Sessions | None = None,
+) -> list[tuple[str, Step]]:
+    """The ordered enrichment steps, to run after `split_url`. Opens the geo database
+    (lazily, on first public IP) and raises ConfigError for a bad `TG_GEOIP_DB`."""
+    steps: list[tuple[str, Step]] = []
+    if getattr(settings, "drop_bots", True):
+        steps.append(("bots", drop_bots))
+    steps += [
+        ("privacy", make_privacy_step(settings.gpc_policy)),
+        ("useragent", make_user_agent_step(bool(settings.store_user_agent))),
+        ("geo", make_geo_step(open_lookup(settings.geoip_db))),
+        ("source", source),
+        ("hygiene", make_hygiene_step(settings.query_allowlist)),
+        ("identity", make_identity_step(settings, salts or SaltStore(storage),
+                                        sessions or Sessions())),
+    ]
+    return steps
