@@ -79,7 +79,11 @@ def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
         threads = [threading.Thread(target=sender, args=(port, acked, stop)) for _ in range(6)]
         for thread in threads:
             thread.start()
-        time.sleep(rng.uniform(0.1, 0.8))
+        deadline = time.monotonic() + 30
+        already = len(acked)
+        while len(acked) == already and time.monotonic() < deadline:
+            time.sleep(0.01)  # traffic is flowing: now kill at a random moment
+        time.sleep(rng.uniform(0.0, 0.6))
         process.send_signal(signal.SIGKILL)
         process.wait()
         stop.set()

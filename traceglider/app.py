@@ -3,6 +3,7 @@ the container and the Lambda handler."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -37,11 +38,8 @@ def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
 def build_sink(settings: Settings, storage: Storage) -> Sink:
     if settings.mode == "lambda":
         return DirectSink(storage)
-    from traceglider.spool.flusher import Flusher
-    from traceglider.spool.wal import Spool
-
-    spool = Spool(settings.spool_path, settings.spool_max_bytes)
-    return SpoolSink(spool, Flusher(spool, storage, settings.flush_seconds, settings.flush_events))
+    return SpoolSink(storage, settings.spool_path, settings.spool_max_bytes,
+                     settings.flush_seconds, settings.flush_events)
 
 
 def create_app(
@@ -58,6 +56,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(pipeline.warm_up)
         sink.start()
         try:
             yield

@@ -52,17 +52,19 @@ def serve(settings: Settings, config_file: str | None = None) -> int:
         settings = ensure_secret(settings, storage)
     except OSError as exc:
         raise ConfigError(f"cannot prepare the data directory: {exc}") from None
+    try:
+        settings.spool_path.mkdir(parents=True, exist_ok=True)
+        if not os.access(settings.spool_path, os.W_OK):
+            raise PermissionError(f"{settings.spool_path} is not writable")
+    except OSError as exc:
+        raise ConfigError(f"invalid TG_SPOOL_DIR: {exc}") from None
     print(_banner(settings), flush=True)
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
               "proxy_headers": False, "server_header": False,
               # Access logs would write client addresses; we never keep an IP anywhere.
               "access_log": False, "timeout_graceful_shutdown": 10}
     if settings.workers == 1:
-        try:
-            app = create_app(settings, storage)
-        except OSError as exc:
-            raise ConfigError(f"cannot open the spool: {exc}") from None
-        uvicorn.run(app, **common)
+        uvicorn.run(create_app(settings, storage), **common)
         return 0
     # Worker processes rebuild the settings from the environment: pass on every value
     # that came from a flag or the file, so they see exactly what this process saw.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -33,26 +34,45 @@ class Sink(Protocol):
 
 
 class SpoolSink:
-    def __init__(self, spool: Spool, flusher: Flusher) -> None:
-        self.spool = spool
-        self.flusher = flusher
+    """The spool and its flusher, opened when the app starts and closed when it stops
+    (and reopened if the app is started again, as test harnesses do)."""
+
+    def __init__(self, storage: Storage, directory: Path, max_bytes: int,
+                 flush_seconds: float, flush_events: int) -> None:
+        self.storage, self.directory, self.max_bytes = storage, directory, max_bytes
+        self.flush_seconds, self.flush_events = flush_seconds, flush_events
+        self.spool: Spool | None = None
+        self.flusher: Flusher | None = None
 
     async def accept(self, rows: list[dict[str, Any]]) -> None:
-        future = self.spool.submit(orjson.dumps(rows), len(rows))
+        spool, flusher = self.spool, self.flusher
+        if spool is None or flusher is None:
+            raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
+        future = spool.submit(orjson.dumps(rows), len(rows))
         await asyncio.wrap_future(future)
-        self.flusher.notify()
+        flusher.notify()
 
     def start(self) -> None:
+        if self.spool is not None:
+            return
+        self.spool = Spool(self.directory, self.max_bytes)
+        self.flusher = Flusher(self.spool, self.storage, self.flush_seconds, self.flush_events)
         self.flusher.start()
 
     def stop(self) -> None:
-        self.flusher.stop()
-        self.spool.close()
+        spool, flusher = self.spool, self.flusher
+        self.spool = self.flusher = None
+        if flusher is not None:
+            flusher.stop()
+        if spool is not None:
+            spool.close()
 
     def healthy(self) -> bool:
-        return bool(self.flusher.storage_ok)
+        return self.flusher is not None and bool(self.flusher.storage_ok)
 
     def status(self) -> dict[str, Any]:
+        if self.spool is None or self.flusher is None:
+            return {"mode": "spool", "storage": self.storage.url, "storage_ok": False, "spool": "closed"}
         return {"mode": "spool", "spool_dir": str(self.spool.dir), **self.flusher.status()}
 
 

@@ -94,6 +94,14 @@ class Pipeline:
                 kept.append(current)
         return kept
 
+    def warm_up(self) -> None:
+        """Load what steps load lazily (databases, parsers) ahead of the first request.
+        A step opts in with a `warm_up` attribute."""
+        for _name, step in self.steps:
+            warm = getattr(step, "warm_up", None)
+            if warm is not None:
+                warm()
+
     def drop_counts(self) -> dict[str, int]:
         with self._lock:
             return {reason: self.drops.get(reason, 0) for reason in DROP_REASONS}

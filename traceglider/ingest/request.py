@@ -194,7 +194,11 @@ def parse_batch(document: Any, received_at: int) -> tuple[str, dict[str, Any], l
     shared = ctx_columns(ctx)
     rows = []
     for index, raw in enumerate(events):
-        if len(orjson.dumps(raw)) > MAX_EVENT_BYTES:
+        try:
+            size = len(orjson.dumps(raw))
+        except TypeError:  # only an integer beyond 64 bits gets this far
+            raise BadRequest(f"events[{index}]: a number is out of range") from None
+        if size > MAX_EVENT_BYTES:
             raise PayloadTooLarge(f"events[{index}]: larger than {MAX_EVENT_BYTES} bytes")
         row = parse_event(raw, index, site, received_at)
         row.update(shared)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from traceglider.config import Settings
 from traceglider.errors import BadRequest, Forbidden, TGError
-from traceglider.ingest import edge
+from traceglider.ingest import edge, openapi
 from traceglider.ingest.enrich.identity import consent_cookie
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
 from traceglider.ingest.plausible import parse_plausible
@@ -88,7 +88,8 @@ def ingest_router(ingest: Ingest) -> APIRouter:
         return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
 
     @router.post("/collect", status_code=202, summary="Receive a batch of events",
-                 responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}})
+                 responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}},
+                 openapi_extra=openapi.body(openapi.BATCH))
     async def collect(request: Request) -> Response:
         origin = edge.check_origin(request, settings.sites)
         try:
@@ -133,7 +134,7 @@ def ingest_router(ingest: Ingest) -> APIRouter:
         return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
 
     @router.post("/consent", summary="Grant or deny consent: sets or clears the visitor cookie",
-                 responses={400: {}, 403: {}, 415: {}})
+                 responses={400: {}, 403: {}, 415: {}}, openapi_extra=openapi.body(openapi.CONSENT))
     async def consent(request: Request) -> Response:
         origin = edge.check_origin(request, settings.sites)
         try:
@@ -159,7 +160,8 @@ def ingest_router(ingest: Ingest) -> APIRouter:
         return response
 
     @router.post("/api/event", status_code=202, summary="Plausible's Events API",
-                 responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}})
+                 responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}},
+                 openapi_extra=openapi.body(openapi.PLAUSIBLE_EVENT))
     async def plausible_event(request: Request) -> Response:
         origin = edge.check_origin(request, settings.sites)
         try:

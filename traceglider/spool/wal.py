@@ -240,6 +240,8 @@ class Spool:
 
     def close(self) -> None:
         with self._mutex:
+            if self._closed:
+                return
             self._closed = True
         self._queue.put(None)
         self._writer.join(timeout=30)

@@ -94,4 +94,6 @@ def make_geo_step(lookup: Lookup) -> Callable[[dict[str, Any], RequestInfo], dic
         row["country"], row["region"] = found
         return row
 
+    # Load the database before the first request rather than during it.
+    geo.warm_up = lambda: lookup("81.2.69.160")  # type: ignore[attr-defined]
     return geo

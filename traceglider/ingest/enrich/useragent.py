@@ -162,4 +162,6 @@ def make_user_agent_step(store_user_agent: bool = False) -> Any:
             row["user_agent"] = request.user_agent[:1000] or None
         return row
 
+    # Compile the parser's patterns before the first request rather than during it.
+    user_agent.warm_up = lambda: parse_user_agent("Mozilla/5.0 (warm-up)")  # type: ignore[attr-defined]
     return user_agent
