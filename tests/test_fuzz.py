@@ -3,10 +3,10 @@ parser, and schemathesis over the app's own /openapi.json."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import json
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
