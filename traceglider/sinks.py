@@ -48,7 +48,7 @@ class SpoolSink:
         spool, flusher = self.spool, self.flusher
         if spool is None or flusher is None:
             raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
-        future = spool.submit(orjson.dumps(rows), len(rows))
+        future = spool.submit(b"\n".join(map(orjson.dumps, rows)), len(rows))
         await asyncio.wrap_future(future)
         flusher.notify()
 

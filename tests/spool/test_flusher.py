@@ -30,6 +30,11 @@ class FlakyStorage:
         return attr
 
 
+def ndjson(rows: list[dict]) -> bytes:
+    """A spool record as the sink writes it: one JSON row per line."""
+    return b"\n".join(orjson.dumps(r) for r in rows)
+
+
 def wait_for(condition, timeout=10.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,7 +46,7 @@ def wait_for(condition, timeout=10.0):  # type: ignore[no-untyped-def]
 
 def test_spooled_rows_arrive_in_storage_and_the_segment_is_removed(tmp_path, storage):
     spool = Spool(tmp_path / "spool", max_bytes=10**6)
-    spool.append(orjson.dumps([row("e1"), row("e2")]), 2)
+    spool.append(ndjson([row("e1"), row("e2")]), 2)
     flusher = Flusher(spool, storage, flush_seconds=60, flush_events=10)
     assert flusher.flush_once()
     assert sorted(stored_ids(storage)) == ["e1", "e2"]
@@ -53,7 +58,7 @@ def test_flush_happens_on_event_count_without_waiting_for_the_timer(tmp_path, lo
     spool = Spool(tmp_path / "spool", max_bytes=10**6)
     flusher = Flusher(spool, local_storage, flush_seconds=3600, flush_events=3)
     flusher.start()
-    spool.append(orjson.dumps([row("a"), row("b"), row("c")]), 3)
+    spool.append(ndjson([row("a"), row("b"), row("c")]), 3)
     flusher.notify()
     assert wait_for(lambda: sorted(stored_ids(local_storage)) == ["a", "b", "c"])
     flusher.stop()
@@ -68,7 +73,7 @@ def test_an_outage_keeps_events_spooled_and_delivery_resumes(tmp_path, local_sto
     flusher.start()
     assert wait_for(lambda: flusher.storage_ok is True)
     storage.down = True
-    spool.append(orjson.dumps([row("during")]), 1)
+    spool.append(ndjson([row("during")]), 1)
     assert wait_for(lambda: flusher.storage_ok is False)
     assert spool.sealed() and stored_ids(local_storage) == []
     storage.down = False
@@ -82,7 +87,7 @@ def test_stop_delivers_what_is_left(tmp_path, local_storage):
     spool = Spool(tmp_path / "spool", max_bytes=10**6)
     flusher = Flusher(spool, local_storage, flush_seconds=3600, flush_events=1000)
     flusher.start()
-    spool.append(orjson.dumps([row("last")]), 1)
+    spool.append(ndjson([row("last")]), 1)
     flusher.stop()
     assert stored_ids(local_storage) == ["last"]
     spool.close()
@@ -90,7 +95,7 @@ def test_stop_delivers_what_is_left(tmp_path, local_storage):
 
 def test_a_segment_that_cannot_be_written_is_quarantined_not_retried_forever(tmp_path, local_storage):
     spool = Spool(tmp_path / "spool", max_bytes=10**6)
-    spool.append(orjson.dumps([{"event_id": "x"}]), 1)  # no site: cannot be partitioned
+    spool.append(ndjson([{"event_id": "x"}]), 1)  # no site: cannot be partitioned
     spool.append(b"not json", 1)
     flusher = Flusher(spool, local_storage, flush_seconds=60, flush_events=10)
     assert flusher.flush_once()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -10,6 +11,7 @@ from traceglider.ingest.pipeline import Drop, RequestInfo
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
+@lru_cache(maxsize=4096)
 def host_of(url: str | None) -> str | None:
     if not url:
         return None
@@ -20,18 +22,25 @@ def host_of(url: str | None) -> str | None:
     return host.lower().removeprefix("www.") if host else None
 
 
-def split_url(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+@lru_cache(maxsize=4096)  # pages repeat: most URLs were split a moment ago
+def url_columns(url: str) -> tuple[tuple[str, Any], ...] | None:
+    """The columns a page URL splits into, or None when it has no host."""
     try:
-        parts = urlsplit(row["url"])
+        parts = urlsplit(url)
+        host = parts.hostname
     except ValueError:
-        return Drop("invalid", "url does not parse")
-    if not parts.hostname:
-        return Drop("invalid", "url has no host")
-    row["hostname"] = parts.hostname.lower()
-    row["path"] = parts.path or "/"
-    row["query"] = parts.query or None
+        return None
+    if not host:
+        return None
     params = dict(parse_qsl(parts.query, keep_blank_values=False))
-    for key in UTM_KEYS:
-        row[key] = params.get(key) or None
+    return (("hostname", host.lower()), ("path", parts.path or "/"), ("query", parts.query or None),
+            *((key, params.get(key) or None) for key in UTM_KEYS))
+
+
+def split_url(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+    columns = url_columns(row["url"])
+    if columns is None:
+        return Drop("invalid", "url has no host or does not parse")
+    row.update(columns)
     row["referrer_host"] = host_of(row.get("referrer"))
     return row

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
+import pyarrow as pa
 
 from traceglider.errors import StorageError
 from traceglider.spool.wal import Segment, Spool, read_records
 from traceglider.storage.base import Storage
-from traceglider.storage.parquet import write_rows
+from traceglider.storage.parquet import ndjson_to_table, write_table
 
 log = logging.getLogger("traceglider.flusher")
 
@@ -137,18 +137,16 @@ class Flusher:
 
     def deliver(self, segment: Segment) -> None:
         records, damaged = read_records(segment.path)
-        rows: list[dict[str, Any]] = []
-        for record in records:
-            try:
-                rows.extend(orjson.loads(record))
-            except orjson.JSONDecodeError:
-                damaged += 1
+        table, unreadable = _parse(records)
+        damaged += unreadable
         if damaged:
             self.damaged_records += damaged
             log.warning("segment %s: skipped %d damaged record(s)", segment.id, damaged)
+        rows = 0
         try:
-            if rows:
-                write_rows(self.storage, rows, segment.id)
+            if table is not None:
+                rows = table.num_rows
+                write_table(self.storage, table, segment.id)
         except StorageError:
             raise
         except Exception:
@@ -158,9 +156,9 @@ class Flusher:
             self.quarantined += 1
             log.exception("segment %s cannot be delivered; moved to %s", segment.id, target)
             return
-        self.spool.remove(segment, len(rows))
+        self.spool.remove(segment, rows)
         self.storage_ok, self.last_error = True, None
-        self.delivered_events += len(rows)
+        self.delivered_events += rows
         self.delivered_segments += 1
         self.last_delivery = time.time()
 
@@ -178,3 +176,21 @@ class Flusher:
             "quarantined_segments": self.quarantined,
             "last_delivery": self.last_delivery,
         }
+
+
+def _parse(records: list[bytes]) -> tuple[pa.Table | None, int]:
+    """The rows of a segment's records (each record is NDJSON rows), and how many
+    records could not be read. Joined, a whole segment parses in one call; only if
+    that fails is each record tried alone, so one bad record costs only itself."""
+    if not records:
+        return None, 0
+    try:
+        return ndjson_to_table(b"\n".join(records)), 0
+    except pa.ArrowInvalid:
+        tables, bad = [], 0
+        for record in records:
+            try:
+                tables.append(ndjson_to_table(record))
+            except pa.ArrowInvalid:
+                bad += 1
+        return (pa.concat_tables(tables) if tables else None), bad

@@ -113,16 +113,17 @@ class Spool:
     def submit(self, payload: bytes, events: int) -> Future[None]:
         """Queue a record; the future resolves once it is on disk (or fails)."""
         future: Future[None] = Future()
-        record = frame(payload)
+        size = _HEADER.size + len(payload)
         with self._mutex:
             if self._closed:
                 future.set_exception(Unavailable("the spool is shutting down"))
                 return future
-            if self.bytes + len(record) > self.max_bytes:
+            if self.bytes + size > self.max_bytes:
                 future.set_exception(Unavailable("the spool is full; storage is behind", retry_after=30))
                 return future
-            self.bytes += len(record)  # reserved now so concurrent requests see the cap
-        self._queue.put((record, events, future))
+            self.bytes += size  # reserved now so concurrent requests see the cap
+        # Framing (the checksum) happens on the writer thread, off the request path.
+        self._queue.put((payload, events, future))
         return future
 
     def append(self, payload: bytes, events: int) -> None:
@@ -146,7 +147,7 @@ class Spool:
             self._write_group(batch)
 
     def _write_group(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
-        data = b"".join(record for record, _, _ in batch)
+        data = b"".join(frame(payload) for payload, _, _ in batch)
         events = sum(n for _, n, _ in batch)
         with self._file_lock:
             try:

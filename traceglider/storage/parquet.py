@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from traceglider.schema import FILE_SCHEMA
@@ -42,24 +43,43 @@ def utc_date(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).strftime("%Y-%m-%d")
 
 
-def group_by_partition(rows: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in rows:
-        groups[(row["site"], utc_date(row["received_at"]))].append(row)
-    return groups
+# The shape rows have before they become files: `site` as a column, timestamps as
+# integers. Arrow converts dicts or NDJSON in this shape without Python loops.
+WIRE_SCHEMA = pa.schema(
+    [pa.field("site", pa.string())]
+    + [pa.field(f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type) for f in FILE_SCHEMA]
+)
+_JSON_OPTIONS = pajson.ParseOptions(explicit_schema=WIRE_SCHEMA, unexpected_field_behavior="ignore")
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    columns = {
-        field.name: pa.array([row.get(field.name) for row in rows], type=_wire_type(field.type))
-        for field in FILE_SCHEMA
-    }
-    return pa.table(columns).cast(FILE_SCHEMA)
+    """Rows (dicts) as a table in the wire shape."""
+    return pa.Table.from_pylist(rows, schema=WIRE_SCHEMA)
 
 
-def _wire_type(kind: pa.DataType) -> pa.DataType:
-    # Timestamps arrive as integers; build them as int64 and cast to the unit.
-    return pa.int64() if pa.types.is_timestamp(kind) else kind
+def ndjson_to_table(data: bytes) -> pa.Table:
+    """Newline-delimited JSON rows as a table in the wire shape, parsed in C++ with the
+    GIL released, so delivering a segment does not stall the request thread."""
+    return pajson.read_json(io.BytesIO(data), parse_options=_JSON_OPTIONS)
+
+
+def to_file_table(table: pa.Table) -> pa.Table:
+    return table.select(FILE_SCHEMA.names).cast(FILE_SCHEMA)
+
+
+def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
+    """(site, date, rows in the file schema) for each partition a wire table touches."""
+    if table.num_rows == 0:
+        return []
+    if table.column("site").null_count or table.column("received_at").null_count:
+        raise ValueError("rows without a site or received_at cannot be partitioned")
+    days = pc.strftime(pc.cast(table.column("received_at"), pa.timestamp("us", tz="UTC")), format="%Y-%m-%d")
+    keyed = table.append_column("__date", days)
+    parts = []
+    for key in keyed.group_by(["site", "__date"]).aggregate([]).to_pylist():
+        mask = pc.and_(pc.equal(keyed.column("site"), key["site"]), pc.equal(keyed.column("__date"), key["__date"]))
+        parts.append((key["site"], key["__date"], to_file_table(table.filter(mask))))
+    return sorted(parts, key=lambda part: (part[0], part[1]))
 
 
 def table_to_bytes(table: pa.Table) -> bytes:
@@ -79,15 +99,19 @@ def read_table(storage: Storage, key: str) -> pa.Table:
     return pq.read_table(io.BytesIO(storage.get(key)), schema=FILE_SCHEMA)
 
 
-def write_rows(storage: Storage, rows: list[dict], name: str) -> list[str]:
-    """Write rows to their partitions as `<name>.parquet`, once: a retry with the same
-    name keeps the object already there. Returns the keys written or found."""
+def write_table(storage: Storage, table: pa.Table, name: str) -> list[str]:
+    """Write a wire-shaped table to its partitions as `<name>.parquet`, once: a retry
+    with the same name keeps the object already there. Returns the keys."""
     keys = []
-    for (site, date), part in sorted(group_by_partition(rows).items()):
+    for site, date, part in split_partitions(table):
         key = object_key(site, date, name)
-        storage.put(key, table_to_bytes(rows_to_table(part)), if_absent=True)
+        storage.put(key, table_to_bytes(part), if_absent=True)
         keys.append(key)
     return keys
+
+
+def write_rows(storage: Storage, rows: list[dict], name: str) -> list[str]:
+    return write_table(storage, rows_to_table(rows), name)
 
 
 def dedupe(table: pa.Table) -> pa.Table:

@@ -16,6 +16,8 @@ every stored text that may carry one:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -46,6 +48,7 @@ TOKEN = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)  # pages repeat: most URLs were cleaned a moment ago
 def scrub(text: str) -> str:
     """The text with e-mail addresses and tokens replaced."""
     if "@" in text or "%40" in text:
@@ -55,6 +58,7 @@ def scrub(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)  # pages repeat: most URLs were cleaned a moment ago
 def clean_query(query: str | None, allowed: frozenset[str]) -> str | None:
     """The query with only allowed parameters, each scrubbed, in the original encoding."""
     if not query:
@@ -87,6 +91,7 @@ def _fragment(fragment: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=4096)  # pages repeat: most URLs were cleaned a moment ago
 def clean_url(url: str | None, allowed: frozenset[str] | None, limit: int = MAX_URL,
               query: str | None = None) -> str | None:
     """The URL rebuilt from its clean parts; `allowed=None` drops the whole query, and

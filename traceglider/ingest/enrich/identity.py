@@ -251,7 +251,12 @@ def make_identity_step(
                 visitor = cookieless_id(salt, site, request.ip or "", request.user_agent)
                 request.cache[key] = visitor
         row["visitor_id"] = visitor
-        row["session_id"] = sessions.session_id(site, visitor, row["received_at"])
+        # Every event of a request shares its receipt time, hence its visit.
+        session_key = ("session", site, visitor)
+        session = request.cache.get(session_key)
+        if session is None:
+            session = request.cache[session_key] = sessions.session_id(site, visitor, row["received_at"])
+        row["session_id"] = session
         return row
 
     return identity
