@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint tracker chromium bench clean docs
+.PHONY: run test install lint tracker system-deps bench clean docs
 
 run: install
 	$(BIN)/traceglider serve
@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-chromium:
-	@test -x /usr/bin/chromium || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests use: Chromium for the browser tests, Java for the Spark DDL test.
+SYSTEM_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v java),,openjdk-17-jre-headless)
+
+system-deps:
+	@test -z "$(strip $(SYSTEM_PACKAGES))" || { \
+	  echo "installing Debian packages for the tests: $(SYSTEM_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
 tracker/node_modules/.package-lock.json: tracker/package-lock.json
 	npm ci --prefix tracker --no-audit --no-fund --loglevel=error
@@ -38,7 +42,7 @@ lint: install
 
 NODE_DEPS := $(if $(wildcard tracker/package-lock.json),tracker/node_modules/.package-lock.json)
 
-test: install chromium $(NODE_DEPS) lint
+test: install system-deps $(NODE_DEPS) lint
 	@test ! -f traceglider/static/t.min.js || echo "tracker size: $$(wc -c < traceglider/static/t.min.js) bytes minified, $$(gzip -9 -c traceglider/static/t.min.js | wc -c) bytes gzip -9 (budget 3000)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -21,7 +21,7 @@ def gzip9(data: bytes) -> int:
 def test_the_committed_tracker_equals_a_fresh_build() -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("Node.js is not installed")
+        pytest.fail("Node.js is not installed (the tracker is built with esbuild from npm)")
     if not (ROOT / "tracker" / "node_modules" / "esbuild").is_dir():
         pytest.fail("esbuild is missing: run `npm ci --prefix tracker`")
     fresh = subprocess.run([node, "build.mjs", "--stdout"], cwd=ROOT / "tracker",

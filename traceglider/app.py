@@ -26,6 +26,7 @@ from traceglider.ingest.urls import split_url
 from traceglider.secrets import ensure_secret
 from traceglider.sinks import DirectSink, Sink, SpoolSink
 from traceglider.static_files import TrackerScript
+from traceglider.stats.api import dashboard_router, stats_router
 from traceglider.storage import Storage, open_storage
 
 log = logging.getLogger("traceglider")
@@ -69,6 +70,8 @@ def create_app(
     app.state.pipeline, app.state.ingest = pipeline, ingest
     _install_error_handlers(app)
     app.include_router(ingest_router(ingest))
+    app.include_router(stats_router(settings, storage))
+    app.include_router(dashboard_router(settings, storage))
 
     tracker = TrackerScript()
 

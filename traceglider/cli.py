@@ -67,6 +67,35 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--visitor", required=True, help="the visitor id (the tg_vid cookie value or a stored id)")
     forget.add_argument("--site", help="only this site's partitions")
     forget.set_defaults(run=cmd_forget)
+
+    stats = commands.add_parser("stats", help="headline figures and top pages, sources and countries")
+    _add_common(stats)
+    stats.add_argument("--site", required=True, help="the site domain")
+    stats.add_argument("--period", default="7d", help="day, 7d, 30d, month, 6mo, 12mo (default 7d)")
+    stats.add_argument("--json", action="store_true", help="print the aggregate as the stats API does")
+    stats.set_defaults(run=cmd_stats)
+
+    ddl = commands.add_parser("ddl", help="table definition of the dataset for Athena, DuckDB or Spark")
+    _add_common(ddl)
+    ddl.add_argument("--engine", required=True, choices=["athena", "duckdb", "spark"])
+    ddl.set_defaults(run=cmd_ddl)
+
+    export = commands.add_parser("export", help="raw events of a site and date range as Parquet, NDJSON or CSV")
+    _add_common(export)
+    export.add_argument("--site", required=True)
+    export.add_argument("--from", dest="start", type=_date, required=True, help="first UTC date, YYYY-MM-DD")
+    export.add_argument("--to", dest="end", type=_date, required=True, help="last UTC date, YYYY-MM-DD")
+    export.add_argument("--format", dest="fmt", choices=["parquet", "ndjson", "csv"], default="parquet")
+    export.add_argument("--output", "-o", required=True, help="file to write ('-' for stdout, not for parquet)")
+    export.set_defaults(run=cmd_export)
+
+    demo = commands.add_parser("demo-data", help="write realistic synthetic traffic for first looks and benchmarks")
+    _add_common(demo)
+    demo.add_argument("--site", required=True)
+    demo.add_argument("--events", type=_days, required=True, help="how many events")
+    demo.add_argument("--days", type=_days, default=30, help="spread over the last N days (default 30)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(run=cmd_demo_data)
     return parser
 
 
@@ -129,6 +158,46 @@ def cmd_forget(args: argparse.Namespace) -> int:
     report = forget_visitor(storage, args.visitor.strip(), progress=show, site=args.site)
     print()
     print(report.summary())
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from traceglider.ingest.request import normalize_site
+    from traceglider.stats.cli import stats_command
+
+    return stats_command(_settings(args), normalize_site(args.site, "--site"), args.period, args.json)
+
+
+def cmd_ddl(args: argparse.Namespace) -> int:
+    from traceglider.stats.cli import ddl_command
+
+    print(ddl_command(args.engine, _settings(args)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from traceglider.stats.cli import export_command
+
+    return export_command(_settings(args), args.site, args.start, args.end, args.fmt, args.output)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    import time
+
+    from traceglider.demo_data import generate
+    from traceglider.ingest.request import normalize_site
+
+    site = normalize_site(args.site, "--site")
+    storage = _storage(_settings(args))
+    started = time.monotonic()
+
+    def show(written: int, target: int) -> None:
+        rate = written / max(time.monotonic() - started, 1e-6)
+        print(f"\r{written:,}/{target:,} events ({written / target:.0%}, {rate:,.0f}/s)", end="", flush=True)
+
+    written = generate(storage, site, args.events, days=args.days, seed=args.seed, progress=show)
+    print(f"\nwrote {written:,} events for {site} over {args.days} days to {storage.url} "
+          f"in {time.monotonic() - started:.1f} s")
     return 0
 
 

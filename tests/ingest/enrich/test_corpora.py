@@ -14,21 +14,17 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import pytest
-
 from traceglider.ingest.enrich.bots import is_bot_user_agent
 
 DATA = Path(__file__).parents[2] / "data"
 
 
 def crawler_corpus() -> list[str]:
-    pytest.importorskip("crawleruseragents")
     text = resources.files("crawleruseragents").joinpath("crawler-user-agents.json").read_text("utf-8")
     return sorted({ua for entry in json.loads(text) for ua in entry.get("instances", [])})
 
 
 def browser_corpus() -> list[str]:
-    pytest.importorskip("fake_useragent")
     lines = resources.files("fake_useragent").joinpath("data/browsers.jsonl").read_text("utf-8")
     agents = {json.loads(line)["useragent"] for line in lines.splitlines() if line.strip()}
     agents |= set(json.loads((DATA / "top-user-agents.json").read_text("utf-8")))

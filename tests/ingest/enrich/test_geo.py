@@ -70,7 +70,6 @@ def test_maxmind_records_give_country_and_region(record: object, expected: tuple
 
 
 def test_a_missing_mmdb_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("maxminddb")
     with pytest.raises(ConfigError, match="TG_GEOIP_DB"):
         MaxMindLookup(str(tmp_path / "missing.mmdb"))
 

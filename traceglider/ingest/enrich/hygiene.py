@@ -16,10 +16,9 @@ every stored text that may carry one:
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 

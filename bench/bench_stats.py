@@ -1,0 +1,150 @@
+"""Analytics query benchmark: the dashboard's full set of queries over 30 days of demo
+data, cold (new engine) and warm (cached tables), before and after compaction, on
+local disk and on a moto S3 server.
+
+    .venv/bin/python bench/bench_stats.py --events 1000000 10000000 [--s3] [--files-per-day 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from traceglider import demo_data  # noqa: E402
+from traceglider.stats import query as Q  # noqa: E402
+from traceglider.stats import service  # noqa: E402
+from traceglider.stats.engine import Engine  # noqa: E402
+from traceglider.storage.local import LocalStorage  # noqa: E402
+
+SITE = "bench.example"
+PANELS = [
+    ("aggregate", {"metrics": "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration",
+                   "compare": "previous_period"}),
+    ("timeseries", {"metrics": "visitors"}),
+    ("breakdown", {"property": "event:page", "metrics": "visitors,pageviews,scroll_depth", "limit": "10"}),
+    ("breakdown", {"property": "visit:entry_page", "limit": "10"}),
+    ("breakdown", {"property": "visit:source", "limit": "10"}),
+    ("breakdown", {"property": "visit:country", "limit": "10"}),
+    ("breakdown", {"property": "visit:device", "limit": "10"}),
+    ("breakdown", {"property": "visit:browser", "limit": "10"}),
+    ("breakdown", {"property": "visit:os", "limit": "10"}),
+    ("breakdown", {"property": "event:name", "metrics": "visitors,events", "limit": "10"}),
+    ("goals", {}),
+    ("funnel", {}),
+    ("realtime", {}),
+]
+
+
+def dashboard(engine: Engine, now: datetime) -> float:
+    base = {"site_id": SITE, "period": "30d"}
+    started = time.perf_counter()
+    for kind, extra in PANELS:
+        params = {**base, **extra}
+        if kind == "aggregate":
+            service.aggregate(engine, Q.parse(params, now))
+        elif kind == "timeseries":
+            service.timeseries(engine, Q.parse(params, now))
+        elif kind == "breakdown":
+            service.breakdown(engine, Q.parse(params, now))
+        elif kind == "goals":
+            service.goal_rows(engine, Q.parse(params, now), service.site_goals(engine, SITE))
+        elif kind == "funnel":
+            service.funnel(engine, Q.parse(params, now), demo_data.DEMO_FUNNELS[0]["steps"])
+        else:
+            service.realtime_visitors(engine, SITE)
+    return time.perf_counter() - started
+
+
+def measure(storage: object, label: str, now: datetime, endpoint: str | None = None) -> list[str]:
+    engine = Engine(storage, s3_endpoint_url=endpoint)  # type: ignore[arg-type]
+    files = len(engine.partitions(SITE))
+    cold = dashboard(engine, now)
+    warm = min(dashboard(engine, now) for _ in range(2))
+    engine.close()
+    return [label, str(files), f"{cold:.2f}", f"{warm:.2f}"]
+
+
+def stats_cli_seconds(root: Path) -> str:
+    code = ("import sys; from traceglider.config import load; "
+            "from traceglider.stats.cli import stats_command; "
+            f"settings = load(env={{'TG_STORAGE': {str(root)!r}}}); "
+            f"sys.exit(stats_command(settings, {SITE!r}, '7d', False, open('/dev/null', 'w')))")
+    cmd = [sys.executable, "-c", code]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    return f"{time.perf_counter() - started:.2f}"
+
+
+def compact(storage: object) -> bool:
+    try:
+        from traceglider.storage import compact as module
+    except ImportError:
+        return False
+    run = getattr(module, "compact_partitions", None) or getattr(module, "compact", None)
+    if run is None:
+        return False
+    run(storage, site=SITE)
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, nargs="+", default=[1_000_000])
+    ap.add_argument("--files-per-day", type=int, default=48)
+    ap.add_argument("--s3", action="store_true", help="also run on a moto S3 server")
+    ap.add_argument("--dir", default="/tmp/tg-bench")
+    args = ap.parse_args()
+    now = datetime.now(UTC)
+    rows = [["events", "storage / state", "files", "cold s", "warm s", "`stats` CLI s"]]
+    for n in args.events:
+        root = Path(args.dir) / f"local-{n}"
+        shutil.rmtree(root, ignore_errors=True)
+        storage = LocalStorage(root)
+        t = time.perf_counter()
+        demo_data.generate(storage, SITE, n, files_per_day=args.files_per_day, duplicate_rate=0.001)
+        print(f"generated {n} events in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+        rows.append([f"{n:,}", *measure(storage, "local, before compaction", now), stats_cli_seconds(root)])
+        if compact(storage):
+            rows.append([f"{n:,}", *measure(storage, "local, after compaction", now), stats_cli_seconds(root)])
+        if args.s3:
+            from moto.server import ThreadedMotoServer
+
+            from traceglider.storage.s3 import S3Storage
+
+            port = free_port()
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+            server.start()
+            os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                               "AWS_DEFAULT_REGION": "us-east-1"})
+            endpoint = f"http://127.0.0.1:{port}"
+            s3 = S3Storage("s3://tg-bench/data", endpoint_url=endpoint)
+            s3.client.create_bucket(Bucket="tg-bench")
+            for info in storage.list("events/"):
+                s3.put(info.key, storage.get(info.key))
+            s3.put(f"_sites/{SITE}.json", storage.get(f"_sites/{SITE}.json"))
+            label = "moto S3" + (", after compaction" if compact(s3) else "")
+            rows.append([f"{n:,}", *measure(s3, label, now, endpoint), "–"])
+            server.stop()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Metric definitions against hand-computed answers on a hand-built dataset."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from traceglider.stats import query as Q
+from traceglider.stats import service
+from traceglider.stats.engine import Engine
+from traceglider.storage.local import LocalStorage
+from traceglider.storage.parquet import write_rows
+
+SITE = "t.example"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def us(day: int, hh: int, mm: int) -> int:
+    return int(datetime(2026, 11, day, hh, mm, tzinfo=UTC).timestamp() * 1_000_000)
+
+
+def ev(eid: str, visitor: str, t: int, path: str, type_: str = "pageview", **extra: object) -> dict:
+    row = {"event_id": eid, "site": SITE, "type": type_, "name": extra.pop("name", type_),
+           "received_at": t, "path": path, "hostname": SITE, "visitor_id": visitor}
+    row.update(extra)
+    return row
+
+
+ROWS = [
+    # A: two visits on the 20th; the first has two pages, the second bounces
+    ev("a1", "A", us(20, 10, 0), "/", source="Google", country="DE", device_type="desktop"),
+    ev("a2", "A", us(20, 10, 5), "/pricing", country="DE", device_type="desktop"),
+    ev("a3", "A", us(20, 12, 0), "/blog/x", source="Hacker News", country="DE", device_type="desktop"),
+    # B: one visit across midnight
+    ev("b1", "B", us(20, 23, 50), "/", country="FR", device_type="mobile"),
+    ev("b2", "B", us(21, 0, 10), "/pricing", country="FR", device_type="mobile"),
+    ev("b3", "B", us(21, 0, 12), "/pricing", "custom", name="Signup", props='{"plan":"pro"}',
+       country="FR", device_type="mobile"),
+    # C: a bounce whose event was written twice (a retry)
+    ev("c1", "C", us(20, 15, 0), "/blog/y", country="DE", device_type="desktop"),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    storage = LocalStorage(tmp_path_factory.mktemp("metrics"))
+    write_rows(storage, ROWS, "batch-1")
+    write_rows(storage, [ROWS[-1]], "batch-retry")
+    return Engine(storage, clock=NOW.timestamp)
+
+
+def agg(engine: Engine, **params: str) -> dict:
+    q = Q.parse({"site_id": SITE, "metrics": "visitors,visits,pageviews,events,bounce_rate,"
+                 "visit_duration,views_per_visit", **params}, NOW)
+    return {k: v["value"] for k, v in service.aggregate(engine, q)["results"].items()}
+
+
+def test_a_visitor_with_two_visits_a_bounce_and_a_visit_over_midnight(engine: Engine) -> None:
+    got = agg(engine, period="custom", date="2026-11-20,2026-11-21")
+    # visits: A1, A2, B, C; bounces: A2, C; durations 300, 0, 1320, 0
+    assert got == {"visitors": 3, "visits": 4, "pageviews": 6, "events": 7, "bounce_rate": 50,
+                   "visit_duration": 405, "views_per_visit": 1.5}
+
+
+def test_a_visit_belongs_to_the_day_it_started(engine: Engine) -> None:
+    day2 = agg(engine, period="day", date="2026-11-21")
+    assert day2["visits"] == 0 and day2["pageviews"] == 1 and day2["visitors"] == 1
+    day1 = agg(engine, period="day", date="2026-11-20")
+    assert day1["visits"] == 4 and day1["visit_duration"] == 405  # B's whole visit
+
+
+def test_duplicate_event_ids_count_once(engine: Engine) -> None:
+    got = agg(engine, period="day", date="2026-11-20", filters="event:page==/blog/y")
+    assert got["pageviews"] == 1 and got["visits"] == 1
+
+
+def test_recomputed_visits_match_independent_sql(engine: Engine) -> None:
+    import duckdb
+
+    files = engine.uris([k for k, _ in engine.files(SITE, datetime(2026, 11, 19), datetime(2026, 11, 23))])
+    con = duckdb.connect()
+    (visits,) = con.execute(
+        """WITH d AS (SELECT DISTINCT event_id, visitor_id, epoch(received_at) AS t FROM read_parquet($f)),
+           g AS (SELECT visitor_id, t - lag(t) OVER (PARTITION BY visitor_id ORDER BY t) AS gap FROM d)
+           SELECT count(*) FILTER (WHERE gap IS NULL OR gap > 1800) FROM g""", {"f": files}).fetchone()
+    assert agg(engine, period="custom", date="2026-11-19,2026-11-22")["visits"] == visits == 4
+
+
+@pytest.mark.parametrize(("prop", "key", "expected"), [
+    ("event:page", "page", [{"page": "/", "visitors": 2}, {"page": "/pricing", "visitors": 2},
+                            {"page": "/blog/x", "visitors": 1}, {"page": "/blog/y", "visitors": 1}]),
+    ("visit:source", "source", [{"source": "Direct / None", "visitors": 2}, {"source": "Google", "visitors": 1},
+                                {"source": "Hacker News", "visitors": 1}]),
+    ("visit:country", "country", [{"country": "DE", "visitors": 2}, {"country": "FR", "visitors": 1}]),
+    ("event:props:plan", "plan", [{"plan": "pro", "visitors": 1}]),
+])
+def test_breakdowns(engine: Engine, prop: str, key: str, expected: list) -> None:
+    params = {"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21", "property": prop}
+    if prop.startswith("event:props"):
+        params["filters"] = "event:name==Signup"
+    got = service.breakdown(engine, Q.parse(params, NOW))["results"]
+    assert got == expected
+
+
+def test_visit_filter_restricts_events_to_those_visits(engine: Engine) -> None:
+    got = agg(engine, period="day", date="2026-11-20", filters="visit:source==Google")
+    assert got["visits"] == 1 and got["pageviews"] == 2 and got["visitors"] == 1
+
+
+def test_funnel_and_navigation(engine: Engine) -> None:
+    q = Q.parse({"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21"}, NOW)
+    f = service.funnel(engine, q, ["Visit /", "Visit /pricing", "Signup"])
+    assert [s["visitors"] for s in f["steps"]] == [2, 2, 1]
+    nav = service.navigation(engine, q, "/pricing")
+    assert nav["previous"] == [{"page": "/", "pageviews": 2}]
+    assert {n["page"] for n in nav["next"]} == {"(exit)", "/pricing"} or nav["next"][0]["page"] == "(exit)"
+
+
+def test_timeseries_has_every_bucket(engine: Engine) -> None:
+    q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "metrics": "visitors,visits"}, NOW)
+    res = service.timeseries(engine, q)["results"]
+    assert len(res) == 7 and res[-2] == {"date": "2026-11-20", "visitors": 3, "visits": 4}

@@ -1,0 +1,218 @@
+"""The dashboard: a token login, signed session cookies, revocable share links, and
+read-only JSON endpoints the page's script calls. No event data is ever put into
+HTML on the server; the script writes it with textContent."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from traceglider.errors import BadRequest, Forbidden, NotFound, TGError, Unauthorized
+from traceglider.stats.api import api_token, engine_for, handle, params_of, plausible_errors
+
+if TYPE_CHECKING:
+    from traceglider.config import Settings
+    from traceglider.storage.base import Storage
+
+HERE = Path(__file__).parent
+COOKIE = "tg_dash"
+SESSION_DAYS = 30
+SHARES_PREFIX = "_shares/"
+SHARE_ID = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
+       "frame-ancestors 'none'; object-src 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css",
+          "login.css": "text/css"}
+KINDS = ("aggregate", "timeseries", "breakdown", "realtime", "goals", "funnel", "navigation",
+         "props", "config")
+
+
+def _key(settings: Settings) -> bytes:
+    secret = getattr(settings, "secret", None) or api_token(settings) or ""
+    return hashlib.sha256(b"traceglider dashboard session\0" + str(secret).encode()).digest()
+
+
+def sign(settings: Settings, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, separators=(",", ":")).encode().hex()
+    mac = hmac.new(_key(settings), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
+
+
+def unsign(settings: Settings, value: str) -> dict[str, Any] | None:
+    body, _, mac = value.partition(".")
+    good = hmac.new(_key(settings), body.encode(), hashlib.sha256).hexdigest()
+    if not mac or not hmac.compare_digest(mac, good):
+        return None
+    try:
+        payload = json.loads(bytes.fromhex(body))
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("exp", 0) < time.time():
+        return None
+    return payload
+
+
+def _page(name: str) -> HTMLResponse:
+    html = (HERE / "templates" / name).read_text(encoding="utf-8")
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+def build_router(settings: Settings, storage: Storage) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def session(request: Request) -> dict[str, Any] | None:
+        raw = request.cookies.get(COOKIE)
+        payload = unsign(settings, raw) if raw else None
+        if payload and payload.get("share"):
+            share = read_share(payload["share"])
+            if share is None:  # revoked
+                return None
+            payload["site"] = share["site"]
+        return payload
+
+    def read_share(share_id: str) -> dict[str, Any] | None:
+        if not SHARE_ID.match(share_id):
+            return None
+        try:
+            data = json.loads(storage.get(f"{SHARES_PREFIX}{share_id}.json"))
+        except Exception:  # noqa: BLE001 - missing or unreadable: not a valid link
+            return None
+        return data if isinstance(data, dict) and data.get("site") else None
+
+    def set_cookie(response: Response, request: Request, payload: dict[str, Any]) -> None:
+        payload = {**payload, "exp": int(time.time()) + SESSION_DAYS * 86400}
+        response.set_cookie(COOKIE, sign(settings, payload), max_age=SESSION_DAYS * 86400,
+                            httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
+
+    @router.get("/dashboard")
+    def dashboard(request: Request) -> Response:
+        if session(request) is None:
+            return _page("login.html")
+        return _page("dashboard.html")
+
+    @router.post("/dashboard/login")
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        expected = api_token(settings)
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            failed = _page("login.html")
+            failed.status_code = 401
+            return failed
+        response = RedirectResponse("/dashboard", status_code=303, headers=SECURITY_HEADERS)
+        set_cookie(response, request, {"role": "owner"})
+        return response
+
+    @router.post("/dashboard/logout")
+    def logout() -> Response:
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @router.get("/share/{share_id}")
+    def open_share(share_id: str, request: Request) -> Response:
+        share = read_share(share_id)
+        if share is None:
+            return JSONResponse({"error": "This link was revoked or never existed"}, status_code=404)
+        response = RedirectResponse(f"/dashboard#site={share['site']}", status_code=303)
+        set_cookie(response, request, {"share": share_id})
+        return response
+
+    @router.get("/dashboard/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            return Response(status_code=404)
+        return FileResponse(HERE / "static" / name, media_type=STATIC[name],
+                            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    def guarded(request: Request, site: str | None) -> dict[str, Any]:
+        who = session(request)
+        if who is None:
+            raise Unauthorized("Log in with the API token first")
+        if who.get("share") and site is not None and site != who.get("site"):
+            raise Forbidden("This share link is for another site")
+        return who
+
+    @router.get("/dashboard/api/me")
+    @plausible_errors
+    def me(request: Request) -> Any:
+        who = guarded(request, None)
+        if who.get("share"):
+            return {"role": "viewer", "sites": [who["site"]]}
+        return {"role": "owner", "sites": list_sites()}
+
+    def list_sites() -> list[str]:
+        configured = list(getattr(settings, "sites", ()) or ())
+        if configured:
+            return configured
+        found = set()
+        for info in storage.list("events/site="):
+            found.add(info.key.split("/")[1].removeprefix("site="))
+        return sorted(found)
+
+    @router.get("/dashboard/api/shares")
+    @plausible_errors
+    def shares(request: Request) -> Any:
+        if guarded(request, None).get("role") != "owner":
+            raise Forbidden("Only the owner manages share links")
+        out = []
+        for info in storage.list(SHARES_PREFIX):
+            share_id = info.key.removeprefix(SHARES_PREFIX).removesuffix(".json")
+            data = read_share(share_id)
+            if data:
+                out.append({"id": share_id, "site": data["site"], "created": data.get("created")})
+        return {"results": out}
+
+    @router.post("/dashboard/api/shares")
+    @plausible_errors
+    def create_share(request: Request, site_id: str = "") -> Any:
+        if guarded(request, None).get("role") != "owner":
+            raise Forbidden("Only the owner creates share links")
+        site = site_id.strip().lower()
+        if not site or "/" in site:
+            raise BadRequest("site_id is required")
+        share_id = secrets.token_urlsafe(24)  # 192 bits
+        storage.put(f"{SHARES_PREFIX}{share_id}.json",
+                    json.dumps({"site": site, "created": int(time.time())}).encode())
+        return {"id": share_id, "url": f"/share/{share_id}", "site": site}
+
+    @router.delete("/dashboard/api/shares/{share_id}")
+    @plausible_errors
+    def revoke_share(share_id: str, request: Request) -> Any:
+        if guarded(request, None).get("role") != "owner":
+            raise Forbidden("Only the owner revokes share links")
+        if not SHARE_ID.match(share_id):
+            raise NotFound("no such share link")
+        storage.delete([f"{SHARES_PREFIX}{share_id}.json"])
+        return {"revoked": share_id}
+
+    @router.get("/dashboard/api/{kind}")
+    @plausible_errors
+    def data(kind: str, request: Request) -> Any:
+        if kind not in KINDS:
+            raise NotFound("unknown panel")
+        params = params_of(request)
+        guarded(request, (params.get("site_id") or "").strip().lower())
+        return handle(kind, engine_for(settings, storage), params)
+
+    _ = TGError
+    return router

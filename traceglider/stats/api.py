@@ -1,0 +1,156 @@
+"""HTTP routes of the stats API (Plausible v1 compatible), export, funnels and navigation.
+
+Errors answer as Plausible does: `{"error": "..."}` with 400 or 401. Nothing here
+imports DuckDB at module level, so including the router costs nothing at cold start.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from traceglider.errors import BadRequest, StorageError, TGError, Unauthorized
+
+if TYPE_CHECKING:
+    from traceglider.config import Settings
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.base import Storage
+
+_ENGINES: dict[int, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+MISSING_KEY = "Missing API key. Please use a valid Plausible API key as a Bearer Token."
+INVALID_KEY = ("Invalid API key or site ID. Please make sure you're using a valid API key "
+               "with access to the site you've requested.")
+
+
+def engine_for(settings: Settings, storage: Storage) -> Engine:
+    """One engine (one DuckDB database and its cache) per storage, shared by routers."""
+    from traceglider.stats.engine import Engine
+
+    with _ENGINES_LOCK:
+        if id(storage) not in _ENGINES:
+            _ENGINES[id(storage)] = Engine(storage, s3_endpoint_url=getattr(settings, "s3_endpoint_url", None))
+        return _ENGINES[id(storage)]
+
+
+def api_token(settings: Settings) -> str | None:
+    """TG_API_TOKEN, or the one `traceglider.secrets.ensure_secret` derived from TG_SECRET."""
+    token = getattr(settings, "api_token", None)
+    return str(token) if token else None
+
+
+def check_bearer(settings: Settings, request: Request) -> None:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer ") or not header[7:].strip():
+        raise Unauthorized(MISSING_KEY)
+    expected = api_token(settings)
+    if not expected or not hmac.compare_digest(header[7:].strip().encode(), expected.encode()):
+        raise Unauthorized(INVALID_KEY)
+
+
+def plausible_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TGError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        except StorageError as exc:
+            return JSONResponse({"error": f"storage unavailable: {exc}"}, status_code=503)
+    return wrapper
+
+
+def params_of(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items()}
+
+
+def handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
+    """The answer of one stats endpoint; shared by the API and the dashboard."""
+    from traceglider.stats import query as Q
+    from traceglider.stats import service
+
+    if kind == "aggregate":
+        return service.aggregate(engine, Q.parse(params))
+    if kind == "timeseries":
+        q = Q.parse(params)
+        return service.timeseries(engine, q)
+    if kind == "breakdown":
+        return service.breakdown(engine, Q.parse(params, need_property=True))
+    if kind == "realtime":
+        site = (params.get("site_id") or "").strip().lower()
+        if not site:
+            raise BadRequest("Missing site ID. Please provide the required site_id parameter "
+                             "with your request.")
+        return service.realtime_visitors(engine, site)
+    if kind == "goals":
+        q = Q.parse(params)
+        goals = [g for g in (params.get("goals") or "").split(",") if g.strip()] or None
+        return {"results": service.goal_rows(engine, q, goals or service.site_goals(engine, q.site))}
+    if kind == "funnel":
+        q = Q.parse(params)
+        steps = [s.strip() for s in (params.get("steps") or "").split(",") if s.strip()]
+        if not steps:
+            funnels = service.site_config(engine, q.site).get("funnels") or []
+            if not funnels:
+                raise BadRequest("Give the funnel steps, e.g. steps=Visit /,Visit /pricing,Signup")
+            steps = [str(s) for s in funnels[0].get("steps", [])]
+        return service.funnel(engine, q, steps)
+    if kind == "navigation":
+        q = Q.parse(params)
+        page = params.pop("path", "") or ""
+        if not page.startswith("/"):
+            raise BadRequest("The `path` parameter is a page path such as /pricing")
+        return service.navigation(engine, q, page)
+    if kind == "props":
+        q = Q.parse(params)
+        return {"results": service.prop_keys(engine, q, params.get("name") or "")}
+    if kind == "config":
+        q = Q.parse(params)
+        cfg = service.site_config(engine, q.site)
+        return {"goals": cfg.get("goals", []), "funnels": cfg.get("funnels", [])}
+    raise BadRequest(f"unknown stats endpoint {kind}")
+
+
+def stats_router(settings: Settings, storage: Storage) -> APIRouter:
+    router = APIRouter(tags=["stats"])
+
+    def make(kind: str) -> Callable[[Request], Any]:
+        @plausible_errors
+        def endpoint(request: Request) -> Any:
+            check_bearer(settings, request)
+            return handle(kind, engine_for(settings, storage), params_of(request))
+        endpoint.__name__ = f"stats_{kind}"
+        return endpoint
+
+    for path, kind, summary in [
+        ("/api/v1/stats/aggregate", "aggregate", "Aggregate metrics over a period"),
+        ("/api/v1/stats/timeseries", "timeseries", "Metrics per hour, day, week or month"),
+        ("/api/v1/stats/breakdown", "breakdown", "Metrics broken down by a property"),
+        ("/api/v1/stats/realtime/visitors", "realtime", "Visitors in the last 5 minutes"),
+        ("/api/v1/stats/goals", "goals", "Conversions per goal"),
+        ("/api/v1/stats/funnel", "funnel", "Ordered funnel steps within a visit"),
+        ("/api/v1/stats/navigation", "navigation", "Previous and next pages of a page"),
+    ]:
+        router.add_api_route(path, make(kind), methods=["GET"], summary=summary)
+
+    @router.get("/api/v1/export", summary="Raw events of a site and date range")
+    @plausible_errors
+    def export_route(request: Request) -> Response:
+        check_bearer(settings, request)
+        from traceglider.stats.export import export_response
+
+        return export_response(engine_for(settings, storage), params_of(request))
+
+    return router
+
+
+def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
+    from traceglider.dashboard.routes import build_router
+
+    return build_router(settings, storage)

@@ -1,0 +1,101 @@
+"""Command-line helpers of `traceglider stats`, `ddl` and `export` (wired in cli.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, TextIO
+
+from traceglider.errors import TGError
+
+if TYPE_CHECKING:
+    from traceglider.config import Settings
+
+HEADLINE = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from traceglider.stats.engine import Engine
+    from traceglider.storage import open_storage
+
+    return Engine(open_storage(settings), s3_endpoint_url=settings.s3_endpoint_url)
+
+
+def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bool = False,
+                  out: TextIO | None = None) -> int:
+    """Headline figures and top pages, sources and countries; --json prints the API's
+    aggregate answer. Returns the exit code (2 with a one-line reason on bad input)."""
+    from traceglider.stats import query as Q
+    from traceglider.stats import service
+
+    out = out or sys.stdout
+    engine = _engine(settings)
+    try:
+        q = Q.parse({"site_id": site, "period": period, "metrics": ",".join(HEADLINE),
+                     "compare": "previous_period"})
+        agg = service.aggregate(engine, q)
+        if as_json:
+            out.write(json.dumps(agg) + "\n")
+            return 0
+        tables = {}
+        for prop, title in (("event:page", "Top pages"), ("visit:source", "Top sources"),
+                            ("visit:country", "Top countries")):
+            bq = Q.parse({"site_id": site, "period": period, "property": prop, "limit": "10",
+                          "metrics": "visitors"})
+            tables[title] = (Q.result_key(prop), service.breakdown(engine, bq)["results"])
+    except TGError as exc:
+        sys.stderr.write(f"traceglider stats: {exc.message}\n")
+        return 2
+    finally:
+        engine.close()
+    last = q.end - timedelta(days=1)
+    out.write(f"{site} · {period} · {q.start:%Y-%m-%d} to {last:%Y-%m-%d}\n\n")
+    for m in HEADLINE:
+        r = agg["results"][m]
+        change = r.get("change")
+        shown = "" if change is None else f"  ({change:+d}{' pts' if m == 'bounce_rate' else '%'})"
+        out.write(f"  {m.replace('_', ' '):<16}{_fmt(m, r['value']):>12}{shown}\n")
+    for title, (key, rows) in tables.items():
+        out.write(f"\n{title}\n")
+        for row in rows:
+            label = str(row[key])
+            label = label if len(label) <= 48 else label[:47] + "…"
+            out.write(f"  {label:<50}{row['visitors']:>10}\n")
+        if not rows:
+            out.write("  (no data)\n")
+    return 0
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric == "bounce_rate":
+        return f"{value}%"
+    if metric == "visit_duration":
+        return f"{int(value) // 60}m {int(value) % 60:02d}s"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def ddl_command(engine: str, settings: Settings) -> str:
+    """The table definition for athena, duckdb or spark, for the configured storage."""
+    from traceglider.stats.ddl import ddl
+
+    return ddl(engine, settings.storage)
+
+
+def export_command(settings: Settings, site: str, start: str, end: str, fmt: str, output: str) -> int:
+    """Write the raw events of `site` from `start` to `end` (YYYY-MM-DD, inclusive)."""
+    from traceglider.stats.export import export_events
+
+    engine = _engine(settings)
+    try:
+        count = export_events(engine, site, date.fromisoformat(start), date.fromisoformat(end), fmt, output)
+    except ValueError as exc:
+        sys.stderr.write(f"traceglider export: {exc}\n")
+        return 2
+    except TGError as exc:
+        sys.stderr.write(f"traceglider export: {exc.message}\n")
+        return 2
+    finally:
+        engine.close()
+    sys.stderr.write(f"wrote {count} events to {output}\n")
+    return 0

@@ -1,0 +1,130 @@
+"""Export the raw events of a site and date range as Parquet, NDJSON or CSV.
+
+Each event id appears once. CSV cells that a spreadsheet would run as a formula
+(starting with = + - @, a tab or a carriage return) get a leading apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from traceglider.errors import BadRequest
+from traceglider.schema import FILE_COLUMNS
+
+if TYPE_CHECKING:
+    from fastapi.responses import Response
+
+    from traceglider.stats.engine import Engine
+
+FORMATS = {"parquet": "application/vnd.apache.parquet", "ndjson": "application/x-ndjson",
+           "csv": "text/csv; charset=utf-8"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MAX_DAYS = 366
+
+
+def escape_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _select(engine: Engine, site: str, first: date, last: date) -> tuple[str, dict[str, Any]]:
+    lo = datetime.combine(first, datetime.min.time())
+    hi = datetime.combine(last + timedelta(days=1), datetime.min.time())
+    keys = [k for k, _ in engine.files(site, lo, hi)]
+    cols = ", ".join(f'"{c}"::TIMESTAMP AS {c}' if c == "client_ts" else f'"{c}"'
+                     for c in FILE_COLUMNS if c != "received_at")
+    if not keys:
+        return "SELECT NULL::VARCHAR AS event_id WHERE false", {}
+    sql = (f"SELECT $site AS site, received_at::TIMESTAMP AS received_at, {cols} "
+           "FROM read_parquet($files, union_by_name = true) "
+           "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at) = 1 "
+           "ORDER BY received_at, event_id")
+    return sql, {"files": engine.uris(keys), "site": site}
+
+
+def export_events(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str) -> int:
+    """Write the events to `out_path`; returns how many."""
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    if last < first or (last - first).days >= MAX_DAYS:
+        raise BadRequest(f"the date range must run forwards and span at most {MAX_DAYS} days")
+    sql, params = _select(engine, site, first, last)
+    cur = engine.cursor()
+    try:
+        rel = cur.execute(sql, params)
+        reader = rel.to_arrow_reader(65536)
+        count = 0
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            writer = None
+            for batch in reader:
+                if writer is None:
+                    writer = pq.ParquetWriter(out_path, batch.schema, compression="zstd")
+                writer.write_batch(batch)
+                count += batch.num_rows
+            if writer is None:
+                pq.write_table(reader.read_all(), out_path, compression="zstd")
+            else:
+                writer.close()
+        elif fmt == "ndjson":
+            import json
+
+            with open(out_path, "w", encoding="utf-8") as fh:
+                for batch in reader:
+                    for row in batch.to_pylist():
+                        fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+                        count += 1
+        else:
+            with open(out_path, "w", encoding="utf-8", newline="") as fh:
+                writer_csv = csv.writer(fh)
+                header = False
+                for batch in reader:
+                    if not header:
+                        writer_csv.writerow(batch.schema.names)
+                        header = True
+                    for row in batch.to_pylist():
+                        writer_csv.writerow([escape_cell("" if v is None else str(v) if not isinstance(v, str) else v)
+                                             for v in row.values()])
+                        count += 1
+        return count
+    finally:
+        cur.close()
+
+
+def _parse_range(params: dict[str, str]) -> tuple[str, date, date, str]:
+    site = (params.get("site_id") or "").strip().lower()
+    if not site:
+        raise BadRequest("Missing site ID. Please provide the required site_id parameter with your request.")
+    raw = params.get("date") or ""
+    try:
+        first_s, _, last_s = raw.partition(",")
+        first = date.fromisoformat(first_s)
+        last = date.fromisoformat(last_s or first_s)
+    except ValueError:
+        raise BadRequest("The `date` parameter is a day or a range: date=2026-11-01,2026-11-30") from None
+    return site, first, last, (params.get("format") or "ndjson").lower()
+
+
+def export_response(engine: Engine, params: dict[str, str]) -> Response:
+    from fastapi.responses import FileResponse
+    from starlette.background import BackgroundTask
+
+    site, first, last, fmt = _parse_range(params)
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    fd, path = tempfile.mkstemp(suffix="." + fmt)
+    os.close(fd)
+    try:
+        export_events(engine, site, first, last, fmt, path)
+    except Exception:
+        os.unlink(path)
+        raise
+    name = f"{site}-{first}-{last}.{fmt}"
+    return FileResponse(path, media_type=FORMATS[fmt], filename=name,
+                        background=BackgroundTask(os.unlink, path))

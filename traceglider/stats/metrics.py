@@ -1,0 +1,64 @@
+"""The metrics, with Plausible's definitions, as SQL over the two cached tables.
+
+`e` is the events table (one row per event_id, `ts` naive UTC, `vh` the visitor hash,
+`vkey` the visit); `v` is the visits table (one row per visit, recomputed with the
+30-minute inactivity rule, its attributes taken from its first pageview).
+
+- visitors: unique visitor ids with any event in the period (and filters).
+- visits: visits that started in the period.
+- pageviews: `pageview` events.
+- events: pageviews plus interactions (`custom`, `click`, `form_submit`); engagement,
+  vital and error events are measurements, not events a person would count.
+- bounce_rate: percent of visits with at most one pageview and no interaction.
+- visit_duration: mean seconds from a visit's first to its last event (the engagement
+  event sent when a page is left counts, so the last page's time is included).
+- views_per_visit: pageviews per visit.
+- scroll_depth: mean over (visit, page) of the deepest scroll reached, percent.
+- time_on_page: mean over (visit, page) of visible, active seconds on the page.
+"""
+
+from __future__ import annotations
+
+INTERACTIONS = ("custom", "click", "form_submit")
+_INTER = "('custom','click','form_submit')"
+
+EVENT_METRICS = {
+    "visitors": "count(DISTINCT e.vh)",
+    "pageviews": "count(*) FILTER (WHERE e.type = 'pageview')",
+    "events": f"count(*) FILTER (WHERE e.type = 'pageview' OR e.type IN {_INTER})",
+}
+VISIT_METRICS = {
+    "visits": "count(*)",
+    "bounce_rate": "round(100.0 * avg(CASE WHEN v.pageviews <= 1 AND v.interactions = 0 "
+                   "THEN 1 ELSE 0 END))",
+    "visit_duration": "round(avg(v.duration))",
+    "views_per_visit": "round(sum(v.pageviews) / count(*), 2)",
+}
+# Visit-property breakdowns read everything from the visits table.
+VISIT_TABLE_EVENT_METRICS = {
+    "visitors": "count(DISTINCT v.vh)",
+    "pageviews": "sum(v.pageviews)",
+    "events": "sum(v.pageviews + v.interactions)",
+}
+PAGE_METRICS = {
+    "scroll_depth": "round(avg(p.scroll))",
+    "time_on_page": "round(avg(p.engaged) / 1000.0)",
+}
+
+
+def kind(metric: str) -> str:
+    if metric in EVENT_METRICS:
+        return "event"
+    if metric in VISIT_METRICS:
+        return "visit"
+    if metric in PAGE_METRICS:
+        return "page"
+    return "derived"  # conversion_rate
+
+
+def as_number(metric: str, value: object) -> int | float:
+    if value is None:
+        return 0
+    if metric in ("views_per_visit", "conversion_rate"):
+        return round(float(value), 2)  # type: ignore[arg-type]
+    return int(round(float(value)))  # type: ignore[arg-type]
