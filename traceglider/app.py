@@ -98,8 +98,13 @@ def create_app(
         return RedirectResponse("/demo/")
 
     demo = resources.files("traceglider").joinpath("demo")
-    if demo.is_dir():
-        app.mount("/demo", StaticFiles(directory=str(demo), html=True), name="demo")
+
+    @app.get("/demo/app/{route:path}", include_in_schema=False)
+    async def demo_spa(route: str) -> Response:
+        # The demo's single-page app owns every /demo/app/... URL, as an SPA host would.
+        return Response(demo.joinpath("app.html").read_bytes(), media_type="text/html; charset=utf-8")
+
+    app.mount("/demo", StaticFiles(directory=str(demo), html=True), name="demo")
     return app
 
 

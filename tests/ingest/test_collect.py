@@ -141,3 +141,9 @@ def test_rate_limit_answers_429(tmp_path):
     with make_client(tmp_path, TG_RATE_LIMIT="6") as client:
         codes = [client.post("/collect", json=batch("example.com", [f"r{i}"])).status_code for i in range(3)]
         assert codes[0] == 202 and codes[-1] == 429
+
+
+def test_the_demo_site_and_its_spa_routes_are_served(client):
+    assert "t.js" in client.get("/demo/").text
+    assert client.get("/demo/app/settings").status_code == 200
+    assert client.get("/", follow_redirects=False).headers["location"] == "/demo/"

@@ -57,7 +57,7 @@ def client_ip(request: Request, trusted_proxies: int) -> str | None:
 
 
 def is_secure(request: Request, trusted_proxies: int) -> bool:
-    if request.url.scheme == "https":
+    if request.scope.get("scheme") == "https":  # not request.url: building it is costly
         return True
     return trusted_proxies > 0 and request.headers.get("x-forwarded-proto", "").lower() == "https"
 

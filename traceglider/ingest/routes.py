@@ -50,7 +50,7 @@ class Ingest:
             site=site,
             ip=edge.client_ip(request, proxies),
             user_agent=request.headers.get("user-agent", "")[:1000],
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=dict(request.headers),  # ASGI header names are already lower-case
             cookies=dict(request.cookies),
             received_at=now,
             secure=edge.is_secure(request, proxies),

@@ -150,6 +150,15 @@ def classify(row: dict[str, Any], site: str, sources: SourceList = SOURCES) -> t
     return name, channel
 
 
+@lru_cache(maxsize=4096)  # the same landing page and referrer recur all day
+def _classify_cached(query: str | None, utm_medium: str | None, utm_source: str | None,
+                     referrer_host: str | None, hostname: str | None, site: str) -> tuple[str | None, str]:
+    return classify({"query": query, "utm_medium": utm_medium, "utm_source": utm_source,
+                     "referrer_host": referrer_host, "hostname": hostname}, site)
+
+
 def source(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
-    row["source"], row["channel"] = classify(row, row.get("site") or request.site)
+    row["source"], row["channel"] = _classify_cached(
+        row.get("query"), row.get("utm_medium"), row.get("utm_source"), row.get("referrer_host"),
+        row.get("hostname"), row.get("site") or request.site)
     return row
