@@ -212,6 +212,8 @@ def _day(rng: np.random.Generator, site: str, day_us: int, n_visits: int, n_visi
     keep = start < now_us - 60_000_000
     visitor, start = visitor[keep], start[keep]
     n_visits = len(start)
+    if n_visits == 0:  # early in today (UTC): no visit has started yet
+        return FILE_SCHEMA.empty_table()
     source_idx = _pick(rng, [s[-1] for s in _SOURCES] + [5], n_visits)
     tail_idx = rng.integers(0, _TAIL_REFERRERS, n_visits)
     # Visitor traits come from the visitor number, so they stay the same across visits.

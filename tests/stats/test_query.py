@@ -72,3 +72,17 @@ def test_globs(pattern: str, path: str, hit: bool) -> None:
     import re
 
     assert bool(re.fullmatch(glob_regex(pattern), path)) is hit
+
+
+def test_demo_data_just_after_midnight_writes_the_past_days_only(tmp_path):
+    """Minutes into a UTC day no visit of today has started yet; that must not fail."""
+    from datetime import datetime
+
+    from traceglider.demo_data import generate
+    from traceglider.storage.local import LocalStorage
+    from traceglider.storage.parquet import list_partitions
+
+    storage = LocalStorage(tmp_path)
+    just_after_midnight = datetime(2026, 11, 28, 0, 1, tzinfo=UTC).timestamp()
+    assert generate(storage, "example.com", 200_000, days=3, now=just_after_midnight) > 0
+    assert {date for _site, date in list_partitions(storage)} <= {"2026-11-26", "2026-11-27", "2026-11-28"}
