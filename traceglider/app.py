@@ -23,6 +23,7 @@ from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
 from traceglider.ingest.routes import Ingest, ingest_router
 from traceglider.ingest.urls import split_url
+from traceglider.rights import rights_router
 from traceglider.secrets import ensure_secret
 from traceglider.sinks import DirectSink, Sink, SpoolSink
 from traceglider.static_files import TrackerScript
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(ingest_router(ingest))
     app.include_router(stats_router(settings, storage))
     app.include_router(dashboard_router(settings, storage))
+    app.include_router(rights_router(settings, storage, sink))
 
     tracker = TrackerScript()
 

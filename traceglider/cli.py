@@ -150,7 +150,13 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
     if not args.visitor.strip():
         raise ConfigError("--visitor must not be empty")
-    storage = _storage(_settings(args))
+    settings = _settings(args)
+    storage = _storage(settings)
+    waiting = list(settings.spool_path.glob("worker-*/*.wal")) + list(settings.spool_path.glob("worker-*/*.open"))
+    if waiting:
+        print(f"warning: {len(waiting)} spool segment(s) in {settings.spool_path} are not delivered yet; their "
+              "events are not erased. With the server running, use POST /api/v1/forget, which delivers first.",
+              file=sys.stderr)
 
     def show(done: int, total: int) -> None:
         print(f"\rscanned {done}/{total} files", end="", flush=True)

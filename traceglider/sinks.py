@@ -30,6 +30,8 @@ class Sink(Protocol):
 
     def healthy(self) -> bool: ...
 
+    def flush(self) -> bool: ...
+
     def status(self) -> dict[str, Any]: ...
 
 
@@ -70,6 +72,10 @@ class SpoolSink:
     def healthy(self) -> bool:
         return self.flusher is not None and bool(self.flusher.storage_ok)
 
+    def flush(self) -> bool:
+        """Deliver everything spooled now; False if storage failed (it stays spooled)."""
+        return self.flusher.flush_once() if self.flusher is not None else True
+
     def status(self) -> dict[str, Any]:
         if self.spool is None or self.flusher is None:
             return {"mode": "spool", "storage": self.storage.url, "storage_ok": False, "spool": "closed"}
@@ -108,6 +114,9 @@ class DirectSink:
 
     def stop(self) -> None:
         pass
+
+    def flush(self) -> bool:
+        return True  # nothing waits: every batch was written before its answer
 
     def healthy(self) -> bool:
         try:

@@ -50,6 +50,7 @@ class Flusher:
         self.quarantined = 0
         self.failures = 0
         self.last_delivery: float | None = None
+        self._delivering = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -125,15 +126,17 @@ class Flusher:
     # -- delivery ----------------------------------------------------------------
 
     def flush_once(self) -> bool:
-        """Seal the open segment and deliver every sealed one. False if storage failed."""
-        self.spool.seal()
-        for segment in self.spool.sealed():
-            try:
-                self.deliver(segment)
-            except StorageError as exc:
-                self._failed(exc)
-                return False
-        return True
+        """Seal the open segment and deliver every sealed one. False if storage failed.
+        Safe to call from any thread: deliveries never overlap."""
+        with self._delivering:
+            self.spool.seal()
+            for segment in self.spool.sealed():
+                try:
+                    self.deliver(segment)
+                except StorageError as exc:
+                    self._failed(exc)
+                    return False
+            return True
 
     def deliver(self, segment: Segment) -> None:
         records, damaged = read_records(segment.path)

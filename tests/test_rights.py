@@ -1,0 +1,32 @@
+"""The site owner erases one visitor over HTTP; events still spooled are included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.helpers import BROWSER_UA, batch, dataset_ids
+from traceglider.app import create_app
+from traceglider.config import load
+
+ALICE, BOB = "A" * 22, "B" * 22
+
+
+def test_forget_erases_a_visitor_including_events_still_in_the_spool(tmp_path: Path) -> None:
+    settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_API_TOKEN": "owner-token",
+                         "TG_FLUSH_SECONDS": "3600", "TG_SITES": "example.com"})
+    with TestClient(create_app(settings), headers={"user-agent": BROWSER_UA}) as client:
+        for visitor, ids in ((ALICE, ["a1", "a2"]), (BOB, ["b1"])):
+            client.cookies.clear()
+            response = client.post("/collect", json=batch("example.com", ids), headers={"cookie": f"tg_vid={visitor}"})
+            assert response.status_code == 202
+        assert dataset_ids(str(tmp_path / "data")) == []  # all still in the spool
+
+        assert client.post("/api/v1/forget", params={"visitor_id": ALICE}).status_code == 401
+        auth = {"authorization": "Bearer owner-token"}
+        assert client.post("/api/v1/forget", params={"visitor_id": " "}, headers=auth).status_code == 400
+        response = client.post("/api/v1/forget", params={"visitor_id": ALICE}, headers=auth)
+        assert response.status_code == 200, response.text
+        assert response.json()["rows_removed"] == 2
+        assert sorted(dataset_ids(str(tmp_path / "data"))) == ["b1"]

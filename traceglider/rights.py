@@ -1,0 +1,38 @@
+"""Data-subject rights over HTTP: the site owner erases one visitor's events (GDPR
+Art. 17), as `traceglider forget` does, behind the API token."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from traceglider.config import Settings
+from traceglider.errors import BadRequest, Unavailable
+from traceglider.ingest.request import normalize_site
+from traceglider.sinks import Sink
+from traceglider.stats.api import check_bearer
+from traceglider.storage.base import Storage
+from traceglider.storage.forget import forget_visitor
+
+
+def rights_router(settings: Settings, storage: Storage, sink: Sink) -> APIRouter:
+    router = APIRouter(tags=["data rights"])
+
+    @router.post("/api/v1/forget", summary="Erase every event of one visitor",
+                 responses={400: {}, 401: {}, 503: {}})
+    async def forget(request: Request, visitor_id: str, site: str | None = None) -> dict[str, Any]:
+        check_bearer(settings, request)
+        visitor_id = visitor_id.strip()
+        if not visitor_id or len(visitor_id) > 200:
+            raise BadRequest("visitor_id: required, at most 200 characters")
+        site = normalize_site(site, "site") if site else None
+        # Events still in the spool would land after the erasure: deliver them first.
+        if not await asyncio.to_thread(sink.flush):
+            raise Unavailable("storage is unavailable; nothing was erased, retry later")
+        report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site)
+        return {**asdict(report), "summary": report.summary()}
+
+    return router
