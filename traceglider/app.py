@@ -32,6 +32,10 @@ from traceglider.storage import Storage, open_storage
 
 log = logging.getLogger("traceglider")
 
+# A glider's trace: browsers ask every page's origin for /favicon.ico.
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           b'fill="#4f46e5"/><path d="M2 11 Q6 3 14 5" stroke="#fff" stroke-width="2" fill="none"/></svg>')
+
 
 def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
     return Pipeline([("split_url", split_url), *build_steps(settings, storage)])
@@ -94,6 +98,11 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if healthy else 503,
                             headers={"Cache-Control": "no-store"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -147,3 +147,8 @@ def test_the_demo_site_and_its_spa_routes_are_served(client):
     assert "t.js" in client.get("/demo/").text
     assert client.get("/demo/app/settings").status_code == 200
     assert client.get("/", follow_redirects=False).headers["location"] == "/demo/"
+
+
+def test_the_favicon_is_served_so_pages_log_no_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("image/svg+xml")
