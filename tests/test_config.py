@@ -68,3 +68,31 @@ def test_every_setting_is_documented():
     for setting in SETTINGS:
         assert f"`{setting.env}`" in docs, f"{setting.env} is missing from docs/configuration.md"
     assert markdown_table() in docs, "docs/configuration.md is out of date: run `make docs`"
+
+
+def test_sites_are_normalised_as_event_sites_are():
+    assert load(env={"TG_SITES": "www.Example.com, shop.example.org,example.com"}).sites == (
+        "example.com", "shop.example.org")
+    with pytest.raises(ConfigError, match="invalid TG_SITES: site: not a valid site domain"):
+        load(env={"TG_SITES": "exa mple.com"})
+
+
+def test_a_short_secret_is_refused(tmp_path: Path):
+    from traceglider.secrets import ensure_secret
+    from traceglider.storage.local import LocalStorage
+
+    with pytest.raises(ConfigError, match="at least 32"):
+        ensure_secret(load(env={"TG_SECRET": "short"}), LocalStorage(tmp_path))
+    (tmp_path / ".secret").write_text("")  # what a crash mid-write could have left
+    with pytest.raises(ConfigError, match="shorter than 32"):
+        ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
+
+
+def test_a_generated_secret_is_kept_and_reused(tmp_path: Path):
+    from traceglider.secrets import ensure_secret
+    from traceglider.storage.local import LocalStorage
+
+    first = ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
+    again = ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
+    assert len(first.secret) == 64 and first.secret == again.secret and first.api_token == again.api_token
+    assert (tmp_path / ".secret").stat().st_mode & 0o777 == 0o600

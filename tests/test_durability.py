@@ -26,9 +26,11 @@ SITE = "example.com"
 def start_server(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     environment = {**os.environ, "TG_STORAGE": str(data), "TG_FLUSH_SECONDS": "0.2",
                    "TG_SITES": SITE, "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0", **env}
+    # The server's output goes to a file: an unread pipe would fill and stall it.
+    log = open(data.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
         [sys.executable, "-m", "traceglider", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=environment, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -39,7 +41,7 @@ def start_server(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise AssertionError(f"server did not start: {process.stderr.read() if process.stderr else ''}")
+    raise AssertionError(f"server did not start: {Path(log.name).read_text()[-2000:]}")
 
 
 def sender(port: int, acked: list[str], stop: threading.Event) -> None:

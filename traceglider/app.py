@@ -48,6 +48,20 @@ def build_sink(settings: Settings, storage: Storage) -> Sink:
                      settings.flush_seconds, settings.flush_events)
 
 
+WARM_UP_SECONDS = 60
+
+
+async def _keep_warm(pipeline: Pipeline) -> None:
+    """Refresh what steps load lazily (the day's cookieless salt above all) in a
+    thread every minute, so no request waits for storage."""
+    while True:
+        await asyncio.sleep(WARM_UP_SECONDS)
+        try:
+            await asyncio.to_thread(pipeline.warm_up)
+        except Exception:
+            log.exception("warm-up failed")
+
+
 def create_app(
     settings: Settings,
     storage: Storage | None = None,
@@ -64,9 +78,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(pipeline.warm_up)
         sink.start()
+        refresher = asyncio.create_task(_keep_warm(pipeline))
         try:
             yield
         finally:
+            refresher.cancel()
             sink.stop()
 
     app = FastAPI(title="TraceGlider", version=__version__, lifespan=lifespan,

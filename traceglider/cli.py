@@ -168,7 +168,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from traceglider.ingest.request import normalize_site
+    from traceglider.sites import normalize_site
     from traceglider.stats.cli import stats_command
 
     return stats_command(_settings(args), normalize_site(args.site, "--site"), args.period, args.json)
@@ -191,7 +191,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     import time
 
     from traceglider.demo_data import generate
-    from traceglider.ingest.request import normalize_site
+    from traceglider.sites import normalize_site
 
     site = normalize_site(args.site, "--site")
     storage = _storage(_settings(args))

@@ -53,6 +53,16 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in str(raw).split(",") if part.strip())
 
 
+def _sites(raw: str) -> tuple[str, ...]:
+    from traceglider.errors import BadRequest
+    from traceglider.sites import normalize_site
+
+    try:
+        return tuple(dict.fromkeys(normalize_site(part, "site") for part in _csv(raw)))
+    except BadRequest as exc:
+        raise ValueError(exc.message) from None
+
+
 def _text(raw: str) -> str:
     return str(raw)
 
@@ -117,7 +127,7 @@ SETTINGS: list[Setting] = [
             "Where events land: a local path, file:///abs/path, or s3://bucket/prefix."),
     Setting("s3_endpoint_url", None, _optional_text,
             "An S3-compatible endpoint (MinIO, R2, a local test server); unset means AWS."),
-    Setting("sites", (), _csv,
+    Setting("sites", (), _sites,
             "Comma-separated site domains accepted; events for other sites get 403. "
             "Unset accepts any site (with a warning at start)."),
     Setting("secret", None, _optional_text,
@@ -214,7 +224,7 @@ class Settings:
 def _parse(setting: Setting, raw: Any, origin: str) -> Any:
     if raw is None:
         return None
-    if isinstance(raw, (list, tuple)) and setting.parse is _csv:
+    if isinstance(raw, (list, tuple)) and setting.parse in (_csv, _sites):
         raw = ",".join(str(item) for item in raw)
     # TOML gives typed values; the parsers take text, as from the environment.
     text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 
 from traceglider.config import Settings
 from traceglider.errors import BadRequest, Unavailable
-from traceglider.ingest.request import normalize_site
 from traceglider.sinks import Sink
+from traceglider.sites import normalize_site
 from traceglider.stats.api import check_bearer
 from traceglider.storage.base import Storage
 from traceglider.storage.forget import forget_visitor

@@ -14,13 +14,17 @@ import secrets
 from pathlib import Path
 
 from traceglider.config import Settings
+from traceglider.errors import ConfigError
 from traceglider.storage.base import Storage
 
 SECRET_KEY = "_meta/secret"
+MIN_SECRET = 32
 
 
 def ensure_secret(settings: Settings, storage: Storage) -> Settings:
     """Settings with `secret` and `api_token` filled in."""
+    if settings.secret is not None and len(settings.secret) < MIN_SECRET:
+        raise ConfigError(f"invalid TG_SECRET: must be at least {MIN_SECRET} characters")
     secret = settings.secret or _stored_secret(settings, storage)
     token = settings.api_token or derive(secret, "api-token")
     return settings.replace(secret=secret, api_token=token)
@@ -33,13 +37,39 @@ def derive(secret: str, purpose: str) -> str:
 def _stored_secret(settings: Settings, storage: Storage) -> str:
     if settings.data_dir is not None:
         path = Path(settings.data_dir) / ".secret"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(fresh + "\n")
-        return fresh
+        if not path.exists():
+            _create_secret_file(path)
+        return _checked(path.read_text().strip(), str(path))
     storage.put(SECRET_KEY, secrets.token_hex(32).encode(), if_absent=True)
-    return storage.get(SECRET_KEY).decode().strip()
+    return _checked(storage.get(SECRET_KEY).decode().strip(), SECRET_KEY)
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write to a temp file, fsync, then link into place: the secret file is either
+    absent or complete, never empty (an empty secret would make a guessable token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".secret.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # another process may have won the race: keep theirs
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _checked(secret: str, where: str) -> str:
+    if len(secret) < MIN_SECRET:
+        raise ConfigError(f"the stored secret in {where} is shorter than {MIN_SECRET} characters; "
+                          "delete it to generate a new one, or set TG_SECRET")
+    return secret

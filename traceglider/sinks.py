@@ -35,6 +35,11 @@ class Sink(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+# A write that takes longer than this is answered 503 (the client retries); the spool
+# writer may still finish it, and the duplicate is removed by event id.
+ACCEPT_TIMEOUT = 30.0
+
+
 class SpoolSink:
     """The spool and its flusher, opened when the app starts and closed when it stops
     (and reopened if the app is started again, as test harnesses do)."""
@@ -51,7 +56,10 @@ class SpoolSink:
         if spool is None or flusher is None:
             raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
         future = spool.submit(b"\n".join(map(orjson.dumps, rows)), len(rows))
-        await asyncio.wrap_future(future)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), timeout=ACCEPT_TIMEOUT)
+        except TimeoutError:
+            raise Unavailable("the spool did not confirm the write in time; retry", retry_after=5) from None
         flusher.notify()
 
     def start(self) -> None:
@@ -70,7 +78,8 @@ class SpoolSink:
             spool.close()
 
     def healthy(self) -> bool:
-        return self.flusher is not None and bool(self.flusher.storage_ok)
+        return (self.flusher is not None and self.spool is not None and bool(self.flusher.storage_ok)
+                and self.flusher.running and self.spool.alive)
 
     def flush(self) -> bool:
         """Deliver everything spooled now; False if storage failed (it stays spooled)."""

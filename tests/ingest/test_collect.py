@@ -119,7 +119,9 @@ def test_healthz_is_503_while_storage_is_unreachable(tmp_path):
     blocker.write_text("x")
     with make_client(tmp_path, TG_STORAGE=str(blocker / "data"), TG_SPOOL_DIR=str(tmp_path / "spool"),
                      TG_SECRET="s" * 32) as client:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while client.get("/healthz").json()["storage_ok"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # null until the first probe; then it must say false
         response = client.get("/healthz")
         assert response.status_code == 503 and response.json()["storage_ok"] is False
         # Events are still accepted into the spool: nothing is lost while storage is down.

@@ -86,3 +86,12 @@ def test_a_good_batch_becomes_rows_with_ctx_columns():
     assert (rows[1]["scroll_depth"], rows[1]["engagement_ms"]) == (80, 5000)
     assert (rows[2]["metric_name"], rows[2]["metric_value"]) == ("CLS", 0.02)
     assert (rows[3]["name"], rows[3]["props"]) == ("Signup", '{"plan":"pro","seats":3}')
+
+
+def test_a_url_with_an_impossible_port_is_dropped_as_invalid():
+    from traceglider.ingest.pipeline import Drop, RequestInfo
+    from traceglider.ingest.urls import split_url
+
+    info = RequestInfo("example.com", None, "", {}, {}, NOW, False)
+    dropped = split_url({"url": "https://example.com:99999/"}, info)
+    assert isinstance(dropped, Drop) and dropped.reason == "invalid"

@@ -75,7 +75,8 @@ def test_an_outage_keeps_events_spooled_and_delivery_resumes(tmp_path, local_sto
     storage.down = True
     spool.append(ndjson([row("during")]), 1)
     assert wait_for(lambda: flusher.storage_ok is False)
-    assert spool.sealed() and stored_ids(local_storage) == []
+    assert wait_for(lambda: bool(spool.sealed()))
+    assert stored_ids(local_storage) == []
     storage.down = False
     assert wait_for(lambda: stored_ids(local_storage) == ["during"])
     assert wait_for(lambda: flusher.storage_ok is True)
@@ -101,4 +102,25 @@ def test_a_segment_that_cannot_be_written_is_quarantined_not_retried_forever(tmp
     assert flusher.flush_once()
     assert flusher.quarantined == 1 and flusher.damaged_records == 1
     assert spool.sealed() == [] and list((tmp_path / "spool" / "bad").iterdir())
+    spool.close()
+
+
+def test_the_delivery_thread_survives_an_unexpected_error(tmp_path, local_storage, monkeypatch):
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    flusher = Flusher(spool, local_storage, flush_seconds=0.05, flush_events=1000)
+    real = flusher.deliver
+    calls = []
+
+    def broken_once(segment):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        return real(segment)
+
+    monkeypatch.setattr(flusher, "deliver", broken_once)
+    flusher.start()
+    spool.append(ndjson([row("survivor")]), 1)
+    assert wait_for(lambda: stored_ids(local_storage) == ["survivor"])
+    assert flusher.running
+    flusher.stop()
     spool.close()

@@ -113,3 +113,48 @@ def test_a_write_error_becomes_503_and_the_spool_stays_usable(tmp_path, monkeypa
     records = [r for s in spool.sealed() for r in read_records(s.path)[0]]
     assert records == [b"before", b"after"]
     spool.close()
+
+
+def test_the_writer_survives_an_unexpected_error(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, max_bytes=10**6)
+    real = spool._write_group
+    calls = []
+
+    def broken_once(batch):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated")
+        return real(batch)
+
+    monkeypatch.setattr(spool, "_write_group", broken_once)
+    with pytest.raises(Unavailable):
+        spool.append(b"lost", 1)
+    spool.append(b"kept", 1)  # the writer thread is still there
+    assert spool.alive
+    spool.close()
+
+
+def test_a_restarted_spool_counts_the_events_it_holds(tmp_path):
+    first = Spool(tmp_path, max_bytes=10**6)
+    first.append(b'{"a":1}\n{"a":2}', 2)
+    first.append(b'{"a":3}', 1)
+    first.close()
+    again = Spool(tmp_path, max_bytes=10**6)
+    assert again.pending_events == 3 and again.bytes > 0
+    again.close()
+
+
+def test_segments_of_a_worker_that_no_longer_runs_are_adopted(tmp_path):
+    import os
+
+    kept = Spool(tmp_path, max_bytes=10**6)  # worker-0
+    gone = Spool(tmp_path, max_bytes=10**6)  # worker-1, about to disappear
+    gone.append(b'{"x":1}', 1)
+    gone.append(b'{"x":2}', 1)
+    os.close(gone._lock_fd)  # the process is gone (its open segment was never sealed)
+    assert kept.adopt_orphans() == 1
+    (segment,) = kept.sealed()
+    assert read_records(segment.path)[0] == [b'{"x":1}', b'{"x":2}']
+    assert kept.pending_events == 2
+    assert list((tmp_path / "worker-1").glob("*.wal")) == []
+    kept.close()

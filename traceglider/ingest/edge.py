@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -115,7 +116,7 @@ class RateLimiter:
     def __init__(self, per_minute: int) -> None:
         self.rate = per_minute / 60.0
         self.burst = max(1.0, per_minute / 6.0)  # ten seconds' worth
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def check(self, key: str | None) -> None:
@@ -123,9 +124,11 @@ class RateLimiter:
             return
         now = time.monotonic()
         with self._lock:
-            if len(self._buckets) > self.MAX_KEYS:
-                self._buckets.clear()
-            tokens, last = self._buckets.get(key, (self.burst, now))
+            # Least recently seen addresses go first: clearing all at once would let
+            # anyone rotating addresses reset everybody's limit.
+            while len(self._buckets) >= self.MAX_KEYS:
+                self._buckets.popitem(last=False)
+            tokens, last = self._buckets.pop(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)

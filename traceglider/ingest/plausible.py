@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 
 from traceglider.errors import BadRequest
-from traceglider.ingest.request import MAX_NAME, MAX_STRING, normalize_site, parse_props
+from traceglider.ingest.request import MAX_NAME, MAX_STRING, parse_props
+from traceglider.sites import normalize_site
 
 MAX_DOMAINS = 10
 CLICK_NAMES = ("Outbound Link: Click", "File Download", "Cloaked Link: Click")

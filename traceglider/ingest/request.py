@@ -9,12 +9,12 @@ See docs/events.md for the format.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import orjson
 
 from traceglider.errors import BadRequest, PayloadTooLarge
+from traceglider.sites import normalize_site
 
 MAX_BODY_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
@@ -33,7 +33,6 @@ _DEFAULT_NAMES = {
     "vital": "vital",
     "error": "JS Error",
 }
-_SITE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:\d{1,5})?$")
 # ctx keys that become columns; the others listed are kept in the `ctx` JSON column.
 _CTX_COLUMNS = {"sw": "screen_width", "sh": "screen_height", "vw": "viewport_width",
                 "vh": "viewport_height", "lang": "language", "tz": "timezone"}
@@ -53,15 +52,6 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
-
-
-def normalize_site(value: Any, field: str = "site") -> str:
-    if not isinstance(value, str) or not value:
-        raise BadRequest(f"{field}: required, a site domain such as example.com")
-    site = value.strip().lower().removeprefix("www.")
-    if not _SITE.match(site):
-        raise BadRequest(f"{field}: not a valid site domain: {value[:100]!r}")
-    return site
 
 
 def _string(value: Any, field: str, *, required: bool = False, limit: int = MAX_STRING) -> str | None:

@@ -18,8 +18,9 @@ from traceglider.ingest import edge, openapi
 from traceglider.ingest.enrich.identity import consent_cookie
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
 from traceglider.ingest.plausible import parse_plausible
-from traceglider.ingest.request import decode_json, normalize_site, parse_batch, parse_event
+from traceglider.ingest.request import decode_json, parse_batch, parse_event
 from traceglider.sinks import Sink
+from traceglider.sites import normalize_site
 
 log = logging.getLogger("traceglider.ingest")
 

@@ -28,6 +28,7 @@ def url_columns(url: str) -> tuple[tuple[str, Any], ...] | None:
     try:
         parts = urlsplit(url)
         host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         return None
     if not host:

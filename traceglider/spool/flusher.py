@@ -80,6 +80,11 @@ class Flusher:
             interval = HEALTH_INTERVAL_OK if self.storage_ok else HEALTH_INTERVAL_FAILING
             self._stop.wait(interval)
 
+    @property
+    def running(self) -> bool:
+        """Both threads are alive (they are started once and never end but at stop)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
     def check_health(self) -> bool:
         try:
             self.storage.health()
@@ -115,7 +120,12 @@ class Flusher:
             )
             if due:
                 last_flush = self.monotonic()
-                if self.flush_once():
+                try:
+                    delivered = self.flush_once()
+                except Exception as exc:  # the loop must outlive any one failure
+                    log.exception("delivery failed; retrying with backoff")
+                    self.last_error, delivered = f"delivery failed: {exc}", False
+                if delivered:
                     backoff = 0.0
                 else:
                     self.failures += 1
@@ -130,6 +140,7 @@ class Flusher:
         Safe to call from any thread: deliveries never overlap."""
         with self._delivering:
             self.spool.seal()
+            self.spool.adopt_orphans()
             for segment in self.spool.sealed():
                 try:
                     self.deliver(segment)
@@ -168,7 +179,8 @@ class Flusher:
     def status(self) -> dict[str, Any]:
         return {
             "storage": self.storage.url,
-            "storage_ok": bool(self.storage_ok),
+            "storage_ok": self.storage_ok,  # null until storage is first reached
+            "delivery_running": self.running,
             "storage_error": self.last_error,
             "spool_bytes": self.spool.bytes,
             "spool_max_bytes": self.spool.max_bytes,

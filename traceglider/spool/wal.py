@@ -17,6 +17,7 @@ with an exclusive flock, and a later process that claims it replays what was lef
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import queue
 import socket
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from traceglider.errors import Unavailable
+
+log = logging.getLogger("traceglider.spool")
 
 MAGIC = b"TGW1"
 _HEADER = struct.Struct("<4sII")
@@ -90,21 +93,20 @@ class Spool:
         self.dir, self._lock_fd = _claim(root)
         # Open segments left by a process that died are sealed now, before this
         # process opens its own: from here on `.open` always means "ours, in use".
-        for leftover in self.dir.glob("*.open"):
-            os.replace(leftover, leftover.with_suffix(".wal"))
+        _seal_leftovers(self.dir)
         # Two locks so that a request thread checking the cap never waits behind an
         # fsync: `_file_lock` guards the open segment, `_mutex` only the counters.
         self._file_lock = threading.Lock()
         self._mutex = threading.Lock()
         self._queue: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
-        self._file: object | None = None
         self._fd = -1
         self._open_path: Path | None = None
         self._open_size = 0
-        self.pending_events = 0  # events in segments not yet delivered
+        self.pending_events = sum(count_events(p) for p in self._segment_paths())  # not yet delivered
         self.bytes = sum(p.stat().st_size for p in self._segment_paths())
         self.fsyncs = 0
         self._closed = False
+        self.adopt_orphans()
         self._writer = threading.Thread(target=self._write_loop, name="tg-spool-writer", daemon=True)
         self._writer.start()
 
@@ -115,16 +117,21 @@ class Spool:
         future: Future[None] = Future()
         size = _HEADER.size + len(payload)
         with self._mutex:
-            if self._closed:
+            if self._closed or not self._writer.is_alive():
                 future.set_exception(Unavailable("the spool is shutting down"))
                 return future
             if self.bytes + size > self.max_bytes:
                 future.set_exception(Unavailable("the spool is full; storage is behind", retry_after=30))
                 return future
             self.bytes += size  # reserved now so concurrent requests see the cap
-        # Framing (the checksum) happens on the writer thread, off the request path.
-        self._queue.put((payload, events, future))
+            # Queued under the mutex, so nothing can slip in after close()'s sentinel.
+            # Framing (the checksum) happens on the writer thread, off the request path.
+            self._queue.put((payload, events, future))
         return future
+
+    @property
+    def alive(self) -> bool:
+        return self._writer.is_alive()
 
     def append(self, payload: bytes, events: int) -> None:
         self.submit(payload, events).result()
@@ -144,7 +151,14 @@ class Spool:
                     self._queue.put(None)  # finish this group, then stop
                     break
                 batch.append(more)
-            self._write_group(batch)
+            try:
+                self._write_group(batch)
+            except BaseException as exc:  # never let the only writer thread die
+                log.exception("spool writer failed")
+                error = Unavailable(f"cannot write the spool: {exc}", retry_after=10)
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
 
     def _write_group(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
         data = b"".join(frame(payload) for payload, _, _ in batch)
@@ -171,7 +185,10 @@ class Spool:
             except OSError as exc:
                 error = Unavailable(f"cannot write the spool: {exc.strerror or exc}", retry_after=10)
             if error is None and self._open_size >= self.segment_bytes:
-                self._seal_locked()
+                try:
+                    self._seal_locked()
+                except OSError:
+                    log.exception("cannot seal a full spool segment; it is sealed at the next flush")
         with self._mutex:
             if error is None:
                 self.pending_events += events
@@ -234,6 +251,40 @@ class Spool:
             self.bytes -= size
         return target
 
+    def adopt_orphans(self) -> int:
+        """Take over the segments of `worker-N` directories no running process holds
+        (a worker that is gone because fewer workers run now), so their events are
+        delivered too. Returns the number of segments taken."""
+        taken = 0
+        for directory in sorted(self.root.glob("worker-*")):
+            if directory == self.dir or not directory.is_dir():
+                continue
+            try:
+                fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live worker's: it delivers its own
+            try:
+                _seal_leftovers(directory)
+                for path in sorted(directory.glob("*.wal")):
+                    target = self.dir / path.name  # segment ids are unique: no clash
+                    events, size = count_events(path), path.stat().st_size
+                    os.replace(path, target)
+                    with self._mutex:
+                        self.bytes += size
+                        self.pending_events += events
+                    taken += 1
+                if taken:
+                    _fsync_dir(self.dir)
+                    _fsync_dir(directory)
+            finally:
+                os.close(fd)
+        return taken
+
     def _segment_paths(self) -> Iterator[Path]:
         for path in self.dir.iterdir():
             if path.suffix in (".wal", ".open"):
@@ -244,11 +295,26 @@ class Spool:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(None)
+            self._queue.put(None)
         self._writer.join(timeout=30)
         with self._file_lock:
             self._seal_locked()
         os.close(self._lock_fd)
+
+
+def count_events(path: Path) -> int:
+    """Events in a segment: each record is NDJSON, one row per line."""
+    try:
+        records, _ = read_records(path)
+    except OSError:
+        return 0
+    return sum(record.count(b"\n") + 1 for record in records if record)
+
+
+def _seal_leftovers(directory: Path) -> None:
+    for leftover in directory.glob("*.open"):
+        os.replace(leftover, leftover.with_suffix(".wal"))
+    _fsync_dir(directory)
 
 
 def _write_all(fd: int, data: bytes) -> None:

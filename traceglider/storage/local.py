@@ -30,7 +30,7 @@ class LocalStorage:
         path = self._path(key)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(path.parent, self.root)
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -115,6 +115,23 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _make_dirs(path: Path, root: Path) -> None:
+    """mkdir -p, fsyncing the parent of every directory created: a new `date=`
+    directory must survive a power cut as surely as the file written into it."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if path == root or path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_dir(directory.parent)
 
 
 def _remove_empty_dirs(path: Path, root: Path) -> None:

@@ -66,8 +66,10 @@ class S3Storage:
                     return True
                 except ClientError as exc:
                     code = _code(exc)
-                    if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                        return False
+                    if code in ("PreconditionFailed", "412"):
+                        return False  # the object exists: an earlier attempt wrote it
+                    # 409 ConditionalRequestConflict: a concurrent write is still in
+                    # flight and may yet fail; raise, so the caller retries later.
                     if code not in ("NotImplemented", "501"):
                         raise
                     self._conditional_writes = False

@@ -44,6 +44,7 @@ SALT_BYTES = 32
 SALT_RETRY_SECONDS = 60.0
 COOKIE_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 random bytes, base64url
 MAX_SESSIONS = 1_000_000
+SALT_PREFETCH_SECONDS = 600  # tomorrow's salt is fetched in the last ten minutes of today
 
 
 def new_visitor_id() -> str:
@@ -259,4 +260,13 @@ def make_identity_step(
         row["session_id"] = session
         return row
 
+    def prefetch_salts() -> None:
+        # Run periodically off the request path (see app.lifespan): fetching a day's
+        # salt touches storage, which must not happen on the event loop at midnight.
+        now = time.time()
+        salts.salt(_utc_date(int(now * 1_000_000)))
+        if (now + SALT_PREFETCH_SECONDS) // 86_400 != now // 86_400:
+            salts.salt(_utc_date(int((now + SALT_PREFETCH_SECONDS) * 1_000_000)))
+
+    identity.warm_up = prefetch_salts  # type: ignore[attr-defined]
     return identity
