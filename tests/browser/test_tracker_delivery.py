@@ -4,6 +4,7 @@ network failure, and bounded work however fast the page scrolls."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -35,10 +36,14 @@ def test_events_within_a_second_go_in_one_batch_and_ten_flush_at_once(visit) -> 
     page.evaluate("for (let i = 0; i < 3; i++) traceglider.track('Few ' + i)")
     visit.events(3, where=lambda r: r["name"].startswith("Few"))
     assert len(visit.collects()) == before + 1
+    started = time.monotonic()
     page.evaluate("for (let i = 0; i < 10; i++) traceglider.track('Many ' + i)")
-    page.wait_for_timeout(150)  # far less than the 1 s timer: the count flushed them
+    while len(visit.sent_batches()) < before + 2 and time.monotonic() - started < 5:
+        page.wait_for_timeout(20)
+    elapsed = time.monotonic() - started
     batches = visit.sent_batches()
     assert len(batches) == before + 2 and len(batches[-1]["events"]) == 10
+    assert elapsed < 0.9, elapsed  # sent by the count, not by the 1 s timer
 
 
 def test_events_still_queued_when_the_page_closes_arrive_by_beacon(visit) -> None:
@@ -89,18 +94,21 @@ def test_a_thousand_scroll_events_cost_a_bounded_amount_of_work(visit) -> None:
     page.wait_for_timeout(300)
     requests_before = len(visit.collects())
     page.evaluate("window.__reads = 0")
-    page.evaluate("""async () => {
+    loop_ms = page.evaluate("""async () => {
+        const t0 = performance.now();
         for (let i = 0; i < 1000; i++) {
             scrollTo(0, i * 5);
             dispatchEvent(new Event('scroll'));
             if (i % 100 === 0) await new Promise(r => setTimeout(r, 20));
         }
+        return performance.now() - t0;
     }""")
     page.wait_for_timeout(1300)
     work = page.evaluate("({reads: __reads, runs: __scrollRuns, ms: __scrollMs})")
     assert work["runs"] >= 1000
-    assert work["reads"] <= 3, work  # one layout read per 250 ms at most
-    assert work["ms"] < 50, work  # all 1,000 listener runs together
+    # One layout read per 250 ms at most, however long a loaded machine took for the loop.
+    assert work["reads"] <= loop_ms // 250 + 2, (work, loop_ms)  # leading and trailing reads
+    assert work["ms"] < max(50, 0.1 * loop_ms), (work, loop_ms)  # the 1,000 listener runs together
     assert len(visit.collects()) == requests_before  # scrolling alone sends nothing
     visit.hide()
     [row] = visit.events(where=lambda r: r["type"] == "engagement")

@@ -18,7 +18,8 @@ document.addEventListener('securitypolicyviolation',
 
 def test_web_vitals_are_measured_and_sent_when_the_page_is_hidden(visit) -> None:
     page = visit.open("vitals.html")
-    page.wait_for_timeout(600)  # the late ad slot has shifted the layout by now
+    page.wait_for_function("document.getElementById('ad').style.height === '240px'")  # the late ad slot
+    page.wait_for_timeout(200)  # and a frame or two for the layout-shift entry
     page.click("#slow")
     page.wait_for_timeout(200)
     visit.hide()
