@@ -138,7 +138,10 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TGError)
     async def tg_error(request: Request, exc: TGError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        # Ingest routes leave their CORS headers on the request, so a browser can read
+        # why its batch was refused.
+        headers = {**getattr(request.state, "cors", {}), **exc.headers}
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

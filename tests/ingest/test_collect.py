@@ -154,3 +154,10 @@ def test_the_demo_site_and_its_spa_routes_are_served(client):
 def test_the_favicon_is_served_so_pages_log_no_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 200 and response.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_a_refused_batch_still_carries_cors_headers_so_the_browser_can_read_why(client):
+    response = client.post("/collect", content=b"{", headers={
+        "content-type": "text/plain", "origin": "https://www.example.com"})
+    assert response.status_code == 400
+    assert response.headers["access-control-allow-origin"] == "https://www.example.com"

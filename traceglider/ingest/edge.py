@@ -91,6 +91,14 @@ def check_origin(request: Request, sites: tuple[str, ...]) -> str | None:
     return origin
 
 
+def allow_origin(request: Request, sites: tuple[str, ...]) -> str | None:
+    """Check the origin and remember its CORS headers on the request, so that error
+    answers carry them too (the app's error handler adds `request.state.cors`)."""
+    origin = check_origin(request, sites)
+    request.state.cors = cors_headers(origin)
+    return origin
+
+
 def cors_headers(origin: str | None, preflight: bool = False) -> dict[str, str]:
     if not origin:
         return {}

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from traceglider.config import Settings
-from traceglider.errors import BadRequest, Forbidden, TGError
+from traceglider.errors import BadRequest, Forbidden
 from traceglider.ingest import edge, openapi
 from traceglider.ingest.enrich.identity import consent_cookie
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
@@ -85,29 +85,23 @@ def ingest_router(ingest: Ingest) -> APIRouter:
 
     @router.options("/collect", include_in_schema=False)
     async def collect_preflight(request: Request) -> Response:
-        origin = edge.check_origin(request, settings.sites)
+        origin = edge.allow_origin(request, settings.sites)
         return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
 
     @router.post("/collect", status_code=202, summary="Receive a batch of events",
                  responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}},
                  openapi_extra=openapi.body(openapi.BATCH))
     async def collect(request: Request) -> Response:
-        origin = edge.check_origin(request, settings.sites)
-        try:
-            edge.check_content_type(request)
-            info = None
-            ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
-            body = await edge.read_body(request)
-            now = ingest.now_micros()
-            site, ctx, rows = parse_batch(decode_json(body), now)
-            ingest.check_site(site)
-            info = ingest.request_info(request, site, ctx, now)
-            kept = await ingest.accept(rows, info)
-        except TGError as exc:
-            exc.headers.update(edge.cors_headers(origin))
-            raise
-        response = JSONResponse({"accepted": len(kept)}, status_code=202,
-                                headers=edge.cors_headers(origin))
+        edge.allow_origin(request, settings.sites)
+        edge.check_content_type(request)
+        ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+        body = await edge.read_body(request)
+        now = ingest.now_micros()
+        site, ctx, rows = parse_batch(decode_json(body), now)
+        ingest.check_site(site)
+        info = ingest.request_info(request, site, ctx, now)
+        kept = await ingest.accept(rows, info)
+        response = JSONResponse({"accepted": len(kept)}, status_code=202, headers=request.state.cors)
         apply_cookies(response, info)
         return response
 
@@ -131,30 +125,26 @@ def ingest_router(ingest: Ingest) -> APIRouter:
     @router.options("/consent", include_in_schema=False)
     @router.options("/api/event", include_in_schema=False)
     async def preflight(request: Request) -> Response:
-        origin = edge.check_origin(request, settings.sites)
+        origin = edge.allow_origin(request, settings.sites)
         return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
 
     @router.post("/consent", summary="Grant or deny consent: sets or clears the visitor cookie",
                  responses={400: {}, 403: {}, 415: {}}, openapi_extra=openapi.body(openapi.CONSENT))
     async def consent(request: Request) -> Response:
-        origin = edge.check_origin(request, settings.sites)
-        try:
-            edge.check_content_type(request)
-            document = parse_json_object(await edge.read_body(request), "site and consent")
-            site = normalize_site(document.get("site"))
-            ingest.check_site(site)
-            choice = document.get("consent")
-            if choice not in ("granted", "denied"):
-                raise BadRequest("consent: must be 'granted' or 'denied'")
-        except TGError as exc:
-            exc.headers.update(edge.cors_headers(origin))
-            raise
+        edge.allow_origin(request, settings.sites)
+        edge.check_content_type(request)
+        document = parse_json_object(await edge.read_body(request), "site and consent")
+        site = normalize_site(document.get("site"))
+        ingest.check_site(site)
+        choice = document.get("consent")
+        if choice not in ("granted", "denied"):
+            raise BadRequest("consent: must be 'granted' or 'denied'")
         secure = edge.is_secure(request, settings.trusted_proxies)
         # GPC / DNT win over a grant: those visitors are only ever counted cookieless.
         privacy_signal = request.headers.get("sec-gpc") == "1" or request.headers.get("dnt") == "1"
         granted = choice == "granted" and not privacy_signal
         response = JSONResponse({"consent": "granted" if granted else "denied"},
-                                headers={**edge.cors_headers(origin), "Cache-Control": "no-store"})
+                                headers={**request.state.cors, "Cache-Control": "no-store"})
         existing = request.cookies.get(settings.cookie_name)
         for cookie in consent_cookie(settings, granted, secure, existing):
             response.set_cookie(**cookie)
@@ -164,22 +154,17 @@ def ingest_router(ingest: Ingest) -> APIRouter:
                  responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}},
                  openapi_extra=openapi.body(openapi.PLAUSIBLE_EVENT))
     async def plausible_event(request: Request) -> Response:
-        origin = edge.check_origin(request, settings.sites)
-        try:
-            edge.check_content_type(request)
-            ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
-            now = ingest.now_micros()
-            site, rows = parse_plausible(decode_json(await edge.read_body(request)), now)
-            for row in rows:
-                ingest.check_site(row["site"])
-            info = ingest.request_info(request, site, {}, now)
-            await ingest.accept(rows, info)
-        except TGError as exc:
-            exc.headers.update(edge.cors_headers(origin))
-            raise
+        edge.allow_origin(request, settings.sites)
+        edge.check_content_type(request)
+        ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+        now = ingest.now_micros()
+        site, rows = parse_plausible(decode_json(await edge.read_body(request)), now)
+        for row in rows:
+            ingest.check_site(row["site"])
+        info = ingest.request_info(request, site, {}, now)
+        await ingest.accept(rows, info)
         # Plausible answers 202 with the body "ok".
-        response = Response("ok", status_code=202, media_type="text/plain",
-                            headers=edge.cors_headers(origin))
+        response = Response("ok", status_code=202, media_type="text/plain", headers=request.state.cors)
         apply_cookies(response, info)
         return response
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from traceglider.errors import Unavailable
+from traceglider.fsutil import fsync_dir
 
 log = logging.getLogger("traceglider.spool")
 
@@ -205,7 +206,7 @@ class Spool:
             return
         path = self.dir / f"{new_segment_id()}.open"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self._open_path, self._open_size = path, 0
 
     def _seal_locked(self) -> None:
@@ -215,7 +216,7 @@ class Spool:
         self._fd = -1
         sealed = self._open_path.with_suffix(".wal")
         os.replace(self._open_path, sealed)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self._open_path, self._open_size = None, 0
 
     # -- delivery --------------------------------------------------------------
@@ -235,7 +236,7 @@ class Spool:
     def remove(self, segment: Segment, events: int) -> None:
         size = segment.path.stat().st_size
         segment.path.unlink()
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         with self._mutex:
             self.bytes -= size
             self.pending_events = max(0, self.pending_events - events)
@@ -279,8 +280,8 @@ class Spool:
                         self.pending_events += events
                     taken += 1
                 if taken:
-                    _fsync_dir(self.dir)
-                    _fsync_dir(directory)
+                    fsync_dir(self.dir)
+                    fsync_dir(directory)
             finally:
                 os.close(fd)
         return taken
@@ -314,7 +315,7 @@ def count_events(path: Path) -> int:
 def _seal_leftovers(directory: Path) -> None:
     for leftover in directory.glob("*.open"):
         os.replace(leftover, leftover.with_suffix(".wal"))
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -323,13 +324,6 @@ def _write_all(fd: int, data: bytes) -> None:
         written = os.write(fd, view)
         view = view[written:]
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _claim(root: Path) -> tuple[Path, int]:

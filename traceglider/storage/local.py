@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from traceglider.errors import StorageError
+from traceglider.fsutil import fsync_dir
 from traceglider.storage.base import ObjectInfo
 
 _TMP_SUFFIX = ".tmp"
@@ -44,7 +45,7 @@ class LocalStorage:
                     os.unlink(tmp)
             else:
                 os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return True
         except OSError as exc:
             try:
@@ -109,13 +110,6 @@ class LocalStorage:
         return str(self.root / key)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _make_dirs(path: Path, root: Path) -> None:
     """mkdir -p, fsyncing the parent of every directory created: a new `date=`
@@ -131,7 +125,7 @@ def _make_dirs(path: Path, root: Path) -> None:
             directory.mkdir()
         except FileExistsError:
             continue
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
 
 
 def _remove_empty_dirs(path: Path, root: Path) -> None:
