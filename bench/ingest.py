@@ -9,7 +9,6 @@ Needs `wrk` (Debian package `wrk`). Prints a Markdown table for docs/benchmarks.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import re
 import shutil
@@ -18,10 +17,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.server import wait_healthy  # noqa: E402
+
 EVENTS_PER_BATCH = 10
 LUA = ROOT / "bench" / "batch.lua"  # builds 10-event batches with unique ids
 
@@ -30,20 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_healthy(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("server did not become healthy")
 
 
 def start(kind: str, port: int, data: Path) -> subprocess.Popen[bytes]:
@@ -56,7 +44,8 @@ def start(kind: str, port: int, data: Path) -> subprocess.Popen[bytes]:
     else:
         cmd = [python, "-m", "traceglider", "serve", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_healthy(port)
+    if not wait_healthy(port):
+        raise SystemExit(f"{kind} did not become healthy")
     return process
 
 

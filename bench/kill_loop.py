@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import free_port  # noqa: E402
 from tests.helpers import stored_ids  # noqa: E402
-from tests.test_durability import drain, sender, start_server  # noqa: E402
+from tests.server import drain, kill_round  # noqa: E402
 from traceglider.storage.local import LocalStorage  # noqa: E402
 
 
@@ -39,22 +37,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         for n in range(1, args.rounds + 1):
-            port = free_port()
-            process = start_server(data, port)
-            stop = threading.Event()
-            threads = [threading.Thread(target=sender, args=(port, acked, stop)) for _ in range(args.threads)]
-            for thread in threads:
-                thread.start()
-            before = len(acked)
-            deadline = time.monotonic() + 30
-            while len(acked) == before and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.6))
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            stop.set()
-            for thread in threads:
-                thread.join()
+            kill_round(data, free_port(), acked, rng, args.threads)
             print(f"\rround {n}/{args.rounds}: {len(acked):,} events acknowledged", end="", flush=True)
         drain(data, free_port())
         missing = set(acked) - set(stored_ids(LocalStorage(data)))

@@ -2,71 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port, make_bucket
 from tests.helpers import BROWSER_UA, stored_ids
+from tests.server import SITE, drain, kill_round
 from tests.tcp_proxy import PausableProxy
-
-SITE = "example.com"
-
-
-def start_server(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
-    environment = {**os.environ, "TG_STORAGE": str(data), "TG_FLUSH_SECONDS": "0.2",
-                   "TG_SITES": SITE, "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0", **env}
-    # The server's output goes to a file: an unread pipe would fill and stall it.
-    log = open(data.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "traceglider", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"server did not start: {Path(log.name).read_text()[-2000:]}")
-
-
-def sender(port: int, acked: list[str], stop: threading.Event) -> None:
-    """Send 10-event batches until the server dies; remember every id that got 202."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    while not stop.is_set():
-        ids = [uuid.uuid4().hex for _ in range(10)]
-        body = json.dumps({"site": SITE, "events": [
-            {"id": i, "type": "pageview", "url": f"https://{SITE}/{i}"} for i in ids]})
-        try:
-            conn.request("POST", "/collect", body=body, headers={"content-type": "text/plain",
-                                                                    "user-agent": BROWSER_UA})
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):  # the server was killed mid-answer
-            return
-        if response.status == 202:
-            acked.extend(ids)
-
-
-def drain(data: Path, port: int) -> None:
-    """Start the server once more and stop it cleanly: the spool is delivered."""
-    process = start_server(data, port)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
 
 
 @pytest.mark.slow
@@ -75,22 +20,7 @@ def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
 
     data, rng, acked = tmp_path / "data", random.Random(7), []
     for _round in range(6):
-        port = free_port()
-        process = start_server(data, port)
-        stop = threading.Event()
-        threads = [threading.Thread(target=sender, args=(port, acked, stop)) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        already = len(acked)
-        while len(acked) == already and time.monotonic() < deadline:
-            time.sleep(0.01)  # traffic is flowing: now kill at a random moment
-        time.sleep(rng.uniform(0.0, 0.6))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        stop.set()
-        for thread in threads:
-            thread.join()
+        kill_round(data, free_port(), acked, rng)
     assert len(acked) > 100
     drain(data, free_port())
     stored = set(stored_ids(LocalStorage(data)))

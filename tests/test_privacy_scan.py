@@ -4,55 +4,41 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.conftest import free_port
 from tests.helpers import BROWSER_UA
+from tests.server import start_server
 
 IPS = ["81.2.69.160", "203.0.113.77", "2001:db8::1234", "198.51.100.23"]
 FORMS = {ip: {ip, ip.replace(".", "-"), ip.replace(":", "-")} for ip in IPS}
 
 
 def test_known_ips_appear_in_no_byte_the_system_wrote(tmp_path: Path) -> None:
-    data, spool, log = tmp_path / "data", tmp_path / "spool", tmp_path / "server.log"
+    data, spool = tmp_path / "data", tmp_path / "spool"
     port = free_port()
-    env = {**os.environ, "TG_STORAGE": str(data), "TG_SPOOL_DIR": str(spool), "TG_TRUSTED_PROXIES": "1",
-           "TG_FLUSH_SECONDS": "0.2", "TG_LOG_LEVEL": "DEBUG", "TG_SITES": "example.com"}
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "traceglider", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            for n, ip in enumerate(IPS):
-                for route, body in (
-                    ("/collect", {"site": "example.com", "events": [
-                        {"id": f"e{n}", "type": "pageview", "url": f"https://example.com/?ip={ip}"}]}),
-                    ("/api/event", {"name": "pageview", "url": "https://example.com/x", "domain": "example.com"}),
-                    ("/collect", {"site": "example.com", "events": [{"id": 5}]}),  # a 400, logged or not
-                ):
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("POST", route, body=json.dumps(body), headers={
-                        "content-type": "application/json", "x-forwarded-for": ip,
-                        "user-agent": f"{BROWSER_UA} probe/{n}"})
-                    conn.getresponse().read()
-            time.sleep(1.0)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    # The server's log (DEBUG) lands in tmp_path and is scanned with everything else.
+    server = start_server(data, port, TG_SPOOL_DIR=str(spool), TG_TRUSTED_PROXIES="1", TG_LOG_LEVEL="DEBUG")
+    try:
+        for n, ip in enumerate(IPS):
+            for route, body in (
+                ("/collect", {"site": "example.com", "events": [
+                    {"id": f"e{n}", "type": "pageview", "url": f"https://example.com/?ip={ip}"}]}),
+                ("/api/event", {"name": "pageview", "url": "https://example.com/x", "domain": "example.com"}),
+                ("/collect", {"site": "example.com", "events": [{"id": 5}]}),  # a 400, logged or not
+            ):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("POST", route, body=json.dumps(body), headers={
+                    "content-type": "application/json", "x-forwarded-for": ip,
+                    "user-agent": f"{BROWSER_UA} probe/{n}"})
+                conn.getresponse().read()
+        time.sleep(1.0)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert any(tmp_path.glob("server-*.log")), "the server log must be among the files scanned"
 
     files = [p for root in (data, spool, tmp_path) for p in root.rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in files), "nothing was stored: the scan would prove nothing"
@@ -71,7 +57,6 @@ def test_known_ips_appear_in_no_byte_the_system_wrote(tmp_path: Path) -> None:
 
 def test_no_ip_in_the_spool_of_a_killed_server(tmp_path: Path) -> None:
     """Segments that were never delivered (the server was killed) hold no address either."""
-    from tests.test_durability import start_server
 
     data = tmp_path / "data"
     port = free_port()
