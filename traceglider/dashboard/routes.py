@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from traceglider.errors import BadRequest, Forbidden, NotFound, TGError, Unauthorized
+from traceglider.ingest.edge import is_secure
 from traceglider.stats.api import api_token, engine_for, handle, params_of, plausible_errors
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def build_router(settings: Settings, storage: Storage) -> APIRouter:
         payload = {**payload, "exp": int(time.time()) + SESSION_DAYS * 86400}
         response.set_cookie(COOKIE, sign(settings, payload), max_age=SESSION_DAYS * 86400,
                             httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+                            secure=is_secure(request, settings.trusted_proxies))
 
     @router.get("/dashboard")
     def dashboard(request: Request) -> Response:
