@@ -54,7 +54,7 @@
       ref = d.referrer && clean(d.referrer) || void 0,
       K = M.random().toString(36).slice(2) + now().toString(36) + '-'
 
-    let Q = [], T, R, RT, N = 0, P, P0, last, ok = !req, t0 = 0, acc = 0, ST, V, errs = 0,
+    let Q = [], T, R, RT, L = Promise.resolve(), N = 0, P, P0, last, ok = !req, t0 = 0, acc = 0, ST, V, errs = 0,
       lcp, cls = 0, sv = 0, s0, s1, inp
 
     const ctx = () => {
@@ -69,7 +69,13 @@
         }
       },
       // A string body goes out as text/plain, a CORS-safelisted type: no preflight.
-      send = (u, body) => fetch(u, { method: 'POST', body, keepalive: !0, credentials: 'include' }),
+      // L settles once every request sent so far has: a consent change waits for it, so
+      // no older answer's Set-Cookie can land after the change.
+      send = (u, body) => {
+        const p = fetch(u, { method: 'POST', body, keepalive: !0, credentials: 'include' })
+        L = Promise.allSettled([L, p])
+        return p
+      },
       post = (ev, body, retried) => send(api, body)
         .catch(() => retried || (R = ev, RT = setTimeout(() => { R = 0; post(ev, body, 1) }, 1500 + M.random() * 1e3))),
       flush = (beacon) => {
@@ -140,11 +146,12 @@
       pageview: g(pv),
       consent: g((v) => {
         if (off) return
-        req && v != 'granted' && (ok = 0, Q = [])
-        // The answer's Set-Cookie (or its removal) must land before the next batch.
+        // Batches wait until the answer's Set-Cookie (or its removal) has landed.
+        ok = 0
+        req && v != 'granted' && (Q = [])
         // JSON as text/plain, like /collect: a CORS-safelisted type needs no preflight.
-        send(new URL('consent', api), J({ site, consent: v }))
-          .catch(() => 0).then(g(() => v == 'granted' && (ok = 1, flush())))
+        L.then(() => send(new URL('consent', api), J({ site, consent: v })))
+          .catch(() => 0).then(g(() => (v == 'granted' || !req) && (ok = 1, flush())))
       })
     }
 
