@@ -49,6 +49,8 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("ctx", pa.string(), "environment profile extras, JSON object text"),
     ("revenue", pa.string(), "revenue JSON ({amount, currency}) from the Plausible Events API"),
     ("user_agent", pa.string(), "raw user agent, only when TG_STORE_USER_AGENT is on"),
+    ("visit_id", pa.int64(), "visit key written by compaction: 30-minute inactivity rule per "
+                             "visitor, a hash of visitor_id and the visit's first received_at"),
 ]
 
 EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in EVENT_FIELDS])
@@ -57,5 +59,9 @@ COLUMNS: list[str] = [n for n, _, _ in EVENT_FIELDS]
 # `site` and `date` live in the Hive path (`site=S/date=D`), not inside the files:
 # Spark and Athena refuse a column that is both a partition and a data column.
 PARTITION_KEYS = ("site", "date")
-FILE_SCHEMA = pa.schema([f for f in EVENT_SCHEMA if f.name not in PARTITION_KEYS])
+# Columns only compaction writes: the collector's files (FILE_SCHEMA) lack them, and a
+# reader of a mix of files sees them as null where absent.
+COMPACTION_COLUMNS = ("visit_id",)
+COMPACTED_SCHEMA = pa.schema([f for f in EVENT_SCHEMA if f.name not in PARTITION_KEYS])
+FILE_SCHEMA = pa.schema([f for f in COMPACTED_SCHEMA if f.name not in COMPACTION_COLUMNS])
 FILE_COLUMNS: list[str] = FILE_SCHEMA.names

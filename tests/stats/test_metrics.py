@@ -121,3 +121,59 @@ def test_timeseries_has_every_bucket(engine: Engine) -> None:
     q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "metrics": "visitors,visits"}, NOW)
     res = service.timeseries(engine, q)["results"]
     assert len(res) == 7 and res[-2] == {"date": "2026-11-20", "visitors": 3, "visits": 4}
+
+
+@pytest.mark.parametrize("compacted", ["all", "day before only"])
+def test_compacted_partitions_give_the_same_answers(tmp_path, compacted: str) -> None:
+    from traceglider.storage.compact import compact
+
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    write_rows(storage, [ROWS[-1]], "batch-retry")
+    # "day before only": the 21st stays raw, so B's visit continues from stored ids
+    compact(storage, date=None if compacted == "all" else "2026-11-20")
+    if compacted != "all":
+        write_rows(storage, [ev("b4", "B", us(21, 0, 20), "/docs")], "batch-2")
+    eng = Engine(storage, clock=NOW.timestamp)
+    plan = eng.plan(SITE, datetime(2026, 11, 19, 23, 30), datetime(2026, 11, 22, 0, 30))
+    assert bool(plan.slow) == (compacted != "all") and plan.fast
+    got = agg(eng, period="custom", date="2026-11-20,2026-11-21")
+    pageviews = 6 if compacted == "all" else 7
+    assert got["visits"] == 4 and got["visitors"] == 3 and got["pageviews"] == pageviews
+    assert agg(eng, period="day", date="2026-11-21")["visits"] == 0  # B's visit began on the 20th
+    eng.close()
+
+
+def test_late_data_for_a_compacted_day_is_counted_until_compaction_catches_up(tmp_path) -> None:
+    from traceglider.storage.compact import compact
+
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    compact(storage)
+    write_rows(storage, [ev("b0", "B", us(20, 23, 55), "/late")], "late")  # inside B's visit
+    eng = Engine(storage, clock=NOW.timestamp)
+    plan = eng.plan(SITE, datetime(2026, 11, 19, 23, 30), datetime(2026, 11, 22, 0, 30))
+    assert len(plan.slow) == 3  # the 20th (two files) and the 21st, whose visits continue from it
+    expected = {"visitors": 3, "visits": 4, "pageviews": 7, "events": 8, "bounce_rate": 50,
+                "visit_duration": 405, "views_per_visit": 1.75}
+    assert agg(eng, period="custom", date="2026-11-20,2026-11-21") == expected
+    eng.close()
+    compact(storage)
+    eng = Engine(storage, clock=NOW.timestamp)
+    assert not eng.plan(SITE, datetime(2026, 11, 19, 23, 30), datetime(2026, 11, 22, 0, 30)).slow
+    assert agg(eng, period="custom", date="2026-11-20,2026-11-21") == expected
+    eng.close()
+
+
+def test_cached_answers_change_when_new_files_land(tmp_path, monkeypatch) -> None:
+    from traceglider.stats import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "LIST_TTL_SECONDS", 0.0)
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    eng = Engine(storage, clock=NOW.timestamp)
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5  # from the answer cache
+    write_rows(storage, [ev("d1", "D", us(20, 18, 0), "/new")], "batch-2")
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 6
+    eng.close()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from tests.helpers import DAY_US, row, stored_ids
 from traceglider.storage import compact as compact_module
 from traceglider.storage.compact import compact
-from traceglider.storage.parquet import list_partitions, write_rows
+from traceglider.storage.parquet import list_partitions, read_table, write_rows
 from traceglider.storage.retention import apply_retention
 
 NOW_US = 1_764_280_000_000_000  # 2025-11-27
@@ -66,3 +66,51 @@ def test_retention_deletes_whole_old_partitions_only(storage):
     assert apply_retention(storage, 30, now=now) == 1
     assert stored_ids(storage) == ["new"]
     assert apply_retention(storage, 30, now=now) == 0
+
+
+MIDNIGHT_US = 1_764_201_600_000_000  # 2025-11-27 00:00 UTC
+MINUTE_US = 60_000_000
+
+
+def visit_ids(storage, date: str) -> dict[str, int]:
+    from traceglider.schema import COMPACTED_SCHEMA
+
+    out = {}
+    for key in list_partitions(storage)[("example.com", date)]:
+        table = read_table(storage, key, COMPACTED_SCHEMA)
+        out.update(zip(table.column("event_id").to_pylist(), table.column("visit_id").to_pylist(), strict=True))
+    return out
+
+
+def test_compaction_writes_visit_ids_and_a_visit_over_midnight_keeps_its_id(storage):
+    write_rows(storage, [row("a1", visitor_id="A", when_us=MIDNIGHT_US - 10 * MINUTE_US),
+                         row("b1", visitor_id="B", when_us=MIDNIGHT_US - 50 * MINUTE_US)], "s1")
+    write_rows(storage, [row("a2", visitor_id="A", when_us=MIDNIGHT_US + 10 * MINUTE_US),
+                         row("b2", visitor_id="B", when_us=MIDNIGHT_US + 10 * MINUTE_US),
+                         row("b3", visitor_id="B", when_us=MIDNIGHT_US + 41 * MINUTE_US)], "s2")
+    compact(storage)
+    before, after = visit_ids(storage, "2025-11-26"), visit_ids(storage, "2025-11-27")
+    assert after["a2"] == before["a1"]  # 20 minutes apart, over midnight: one visit
+    assert len({before["b1"], after["b2"], after["b3"]}) == 3  # gaps of 60 and 31 minutes
+    assert compact(storage) == []
+
+
+def test_compacting_a_day_first_compacts_the_day_before_and_late_data_is_fixed(storage):
+    write_rows(storage, [row("a1", visitor_id="A", when_us=MIDNIGHT_US - 10 * MINUTE_US)], "s1")
+    write_rows(storage, [row("a2", visitor_id="A", when_us=MIDNIGHT_US + 10 * MINUTE_US),
+                         row("c2", visitor_id="C", when_us=MIDNIGHT_US + 5 * MINUTE_US)], "s2")
+    compact(storage, date="2025-11-27")  # brings 2025-11-26 up to date first
+    assert visit_ids(storage, "2025-11-27")["a2"] == visit_ids(storage, "2025-11-26")["a1"]
+    # a late file for the day before joins C's visit to it
+    write_rows(storage, [row("c1", visitor_id="C", when_us=MIDNIGHT_US - 20 * MINUTE_US)], "late")
+    done = [(r.date, r.files_before) for r in compact(storage)]
+    assert done == [("2025-11-26", 2), ("2025-11-27", 1)]  # the next day is recomputed too
+    assert visit_ids(storage, "2025-11-27")["c2"] == visit_ids(storage, "2025-11-26")["c1"]
+
+
+def test_a_retry_stored_just_after_midnight_is_dropped(storage):
+    write_rows(storage, [row("a1", visitor_id="A", when_us=MIDNIGHT_US - MINUTE_US)], "s1")
+    write_rows(storage, [row("a1", visitor_id="A", when_us=MIDNIGHT_US + MINUTE_US),
+                         row("a2", visitor_id="A", when_us=MIDNIGHT_US + 2 * MINUTE_US)], "s2")
+    compact(storage)
+    assert sorted(stored_ids(storage)) == ["a1", "a2"]

@@ -84,3 +84,19 @@ def test_new_names_do_not_grow_with_each_forget() -> None:
     once = _new_key(key, "v1")
     twice = _new_key(once, "v2")
     assert once.startswith("events/site=s/date=2026-01-01/abc-f") and len(twice) == len(once)
+
+
+def test_forgetting_in_a_compacted_partition_keeps_the_visit_ids(local_storage: Any) -> None:
+    import pyarrow.parquet as pq
+
+    from traceglider.storage.compact import compact
+
+    write_rows(local_storage, [row("a1", visitor_id="alice", when_us=T0),
+                               row("b1", visitor_id="bob", when_us=T0)], "first")
+    write_rows(local_storage, [row("b2", visitor_id="bob", when_us=T0 + 60_000_000)], "second")
+    compact(local_storage)
+    forget_visitor(local_storage, "alice")
+    (key,) = keys(local_storage)
+    table = pq.read_table(local_storage.duckdb_uri(key))
+    assert table.column("event_id").to_pylist() == ["b1", "b2"]
+    assert table.column("visit_id").null_count == 0 and len(set(table.column("visit_id").to_pylist())) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from traceglider.errors import BadRequest
-from traceglider.schema import FILE_SCHEMA
+from traceglider.schema import COMPACTED_SCHEMA
 
 ENGINES = ("athena", "duckdb", "spark")
 TABLE = "traceglider_events"
@@ -51,7 +51,7 @@ def ddl(engine: str, storage: str, table: str = TABLE) -> str:
 
 
 def athena_ddl(root: str, table: str = TABLE) -> str:
-    cols = ",\n".join(f"  `{f.name}` {_hive_type(f.type)}" for f in FILE_SCHEMA)
+    cols = ",\n".join(f"  `{f.name}` {_hive_type(f.type)}" for f in COMPACTED_SCHEMA)
     return f"""-- Athena (engine v3). Partition projection: no crawler, no MSCK REPAIR.
 -- `site` is injected, so every query names it: WHERE site = 'example.com'.
 CREATE EXTERNAL TABLE IF NOT EXISTS `{table}` (
@@ -71,6 +71,11 @@ TBLPROPERTIES (
   'projection.date.interval.unit' = 'DAYS',
   'storage.location.template' = '{root}/events/site=${{site}}/date=${{date}}/'
 );
+-- Each event once: retries and interrupted compactions can leave copies.
+CREATE OR REPLACE VIEW `{table}_unique` AS
+SELECT * FROM (
+  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY received_at) AS rn FROM `{table}`)
+WHERE rn = 1;
 """
 
 
@@ -87,7 +92,7 @@ CREATE OR REPLACE VIEW {table} AS
 
 
 def spark_ddl(root: str, table: str = TABLE) -> str:
-    cols = ",\n".join(f"  `{f.name}` {_hive_type(f.type).upper()}" for f in FILE_SCHEMA)
+    cols = ",\n".join(f"  `{f.name}` {_hive_type(f.type).upper()}" for f in COMPACTED_SCHEMA)
     location = root if root.startswith("s3://") else "file://" + root
     location = location.replace("s3://", "s3a://")
     return f"""-- Spark SQL (3.x/4.x). Run MSCK REPAIR TABLE after new dates land.

@@ -2,11 +2,15 @@
 
 For a (site, period) the engine reads only that site's partitions of the dates in
 the period (plus 30 minutes either side, so visits already running at the start are
-not counted as new and a visit running past the end keeps its last half hour),
-removes duplicate event ids, recomputes visits with the 30-minute inactivity rule,
-and keeps two in-memory tables (events, visits) that every panel
-of the dashboard then queries. They are cached under the exact list of files (and
-their sizes), so new data or a compaction invalidates them by itself.
+not counted as new and a visit running past the end keeps its last events). A
+partition compacted with up-to-date visit ids (`storage.compact`) is read as it is,
+only the columns the panels use; the others (today's files, typically) get duplicate
+event ids removed and visits recomputed with the 30-minute inactivity rule, with the
+same key compaction gives and continuing the visits of the compacted day before. The
+events, and the visits from one hash aggregate over the visit key, are kept as two
+in-memory tables that every panel of the dashboard then queries. They are cached
+under the exact list of files (and their sizes), so new data or a compaction
+invalidates them by itself.
 
 DuckDB is imported lazily: the routers must import fast on a Lambda cold start.
 """
@@ -14,14 +18,17 @@ DuckDB is imported lazily: the routers must import fast on a Lambda cold start.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from traceglider.storage.compact import VISIT_ID_SQL, compacted_group, previous_date, up_to_date
 from traceglider.storage.parquet import EVENTS_PREFIX, parse_key
 
 if TYPE_CHECKING:
@@ -29,6 +36,9 @@ if TYPE_CHECKING:
 
 SESSION_GAP = timedelta(minutes=30)
 CACHE_ENTRIES = 6
+RESULT_ENTRIES = 512
+# Names of the cached tables: `t` + 16 hex digits of the (site, range, files) signature.
+_TABLE_NAME = re.compile(r"\bt[0-9a-f]{16}_[ev]\b")
 LIST_TTL_SECONDS = 2.0
 
 _INTER = "('custom','click','form_submit')"
@@ -36,56 +46,107 @@ _VISIT_ATTRS = ("referrer", "source", "channel", "utm_source", "utm_medium", "ut
                 "utm_term", "utm_content", "country", "region", "device_type", "browser",
                 "browser_version", "os", "os_version")
 
+# The events table holds no visit attributes (15 columns read and stored for every
+# event, used once per visit): `src` points back at the row they are in (file and
+# row number for compacted files, a row of the {a} table for recomputed ones).
+_COLUMNS = ("ts", "vh", "vkey", "type", "name", "path", "hostname", "props", "scroll_depth",
+            "engagement_ms", "src")
+_SELECT = f"""make_timestamp(epoch_us(received_at)) AS ts, hash(visitor_id) AS vh, type, name, path,
+       hostname, CASE WHEN type IN {_INTER} THEN props END AS props, scroll_depth, engagement_ms"""
+# `file_index` and `file_row_number` are virtual columns of read_parquet (DuckDB >= 1.3).
+_SRC = "(file_index::BIGINT << 40) + file_row_number"
+_FAST_SCAN = "read_parquet($files, union_by_name = true, file_row_number = true)"
+# Compacted partitions carry their visit key: read as they are, no dedupe, no window.
+_BUILD_FAST = f"""
+CREATE TABLE {{e}} AS
+SELECT {", ".join(_COLUMNS)} FROM (
+  SELECT visit_id AS vkey, {_SELECT}, {_SRC} AS src FROM {_FAST_SCAN})
+"""
+# Files not compacted yet (today's, typically): each event id once, visits recomputed.
 _BUILD_RAW = f"""
 CREATE TABLE {{r}} AS
-SELECT hash(event_id) AS eh, received_at::TIMESTAMP AS ts, hash(visitor_id) AS vh,
-       type, name, path, hostname,
-       CASE WHEN type IN {_INTER} THEN props END AS props,
-       scroll_depth, engagement_ms, {", ".join(_VISIT_ATTRS)}
+SELECT hash(event_id) AS eh, event_id, visitor_id, received_at, {_SELECT}, {", ".join(_VISIT_ATTRS)}
 FROM read_parquet($files, union_by_name = true)
 WHERE event_id IS NOT NULL
 """
-# Keep the first copy of each event id (by time, then position).
+# Keep the first copy of each event id (by time, then position), and drop the copies
+# of events already stored in the compacted day before (a retry just after midnight).
 _DEDUPE = """
 DELETE FROM {r} WHERE rowid IN (
   SELECT rowid FROM {r} WHERE eh IN (SELECT eh FROM {r} GROUP BY eh HAVING count(*) > 1)
-  QUALIFY row_number() OVER (PARTITION BY eh ORDER BY ts, rowid) > 1)
+  QUALIFY row_number() OVER (PARTITION BY eh ORDER BY ts, rowid) > 1);
+DELETE FROM {r} WHERE event_id IN (SELECT event_id FROM {c})
 """
-# A visit starts at a visitor's first event and after every gap of over 30 minutes.
-_SESSIONS = """
-CREATE TABLE {k} AS
-SELECT rid, hash(vh, sum(new_visit) OVER (PARTITION BY vh ORDER BY ts, eh
-                                          ROWS UNBOUNDED PRECEDING)) AS vkey
-FROM (SELECT rowid AS rid, vh, ts, eh,
-             CASE WHEN ts - lag(ts) OVER (PARTITION BY vh ORDER BY ts, eh) <= INTERVAL 30 MINUTE
-                  THEN 0 ELSE 1 END AS new_visit
-      FROM {r})
+# A visit starts at a visitor's first event and after every gap of over 30 minutes; a
+# visit continuing from the compacted day before (rows of {c}) keeps that day's id,
+# any other gets the id compaction would give it.
+_SESSIONS = f"""
+CREATE TABLE {{k}} AS
+WITH u AS (SELECT rowid AS rid, vh, received_at, visitor_id, NULL::BIGINT AS cid FROM {{r}}
+           UNION ALL SELECT -1, hash(visitor_id), received_at, visitor_id, visit_id FROM {{c}}),
+g AS (SELECT *, CASE WHEN received_at - lag(received_at) OVER w <= INTERVAL 30 MINUTE
+                     THEN 0 ELSE 1 END AS new_visit
+      FROM u WINDOW w AS (PARTITION BY vh ORDER BY received_at, rid)),
+n AS (SELECT *, sum(new_visit) OVER (PARTITION BY vh ORDER BY received_at, rid
+                                     ROWS UNBOUNDED PRECEDING) AS run FROM g),
+x AS (SELECT rid, first_value(CASE WHEN cid IS NOT NULL THEN cid WHEN new_visit = 1
+                  THEN {VISIT_ID_SQL.format(v="visitor_id", t="received_at")} END)
+                  OVER (PARTITION BY vh, run ORDER BY received_at, rid) AS vkey FROM n)
+SELECT rid, vkey FROM x WHERE rid >= 0
 """
 # The window returns rows in its own order; sorting the narrow keys back into row
 # order and joining by position is far cheaper than a hash join of wide rows.
-_EVENTS = """
-CREATE TABLE {e} AS SELECT * FROM {r} POSITIONAL JOIN (SELECT vkey FROM {k} ORDER BY rid)
+_EVENTS = f"""
+INSERT INTO {{e}} SELECT {", ".join(_COLUMNS)}
+FROM (SELECT *, -1 - rowid AS src FROM {{r}}) POSITIONAL JOIN (SELECT vkey FROM {{k}} ORDER BY rid);
+INSERT INTO {{a}} SELECT -1 - rowid, {", ".join(_VISIT_ATTRS)} FROM {{r}}
+"""
+_CARRY = """
+SELECT event_id, visitor_id, received_at, visit_id
+FROM read_parquet({files}, union_by_name = true) WHERE received_at >= {since}
 """
 _PV = "FILTER (WHERE type = 'pageview')"
-_FIRST = ", ".join(_VISIT_ATTRS)
+# One hash aggregate over the visit key; a visit's attributes are those of its first
+# pageview (its first event when it has none), read for those rows only.
+_AGG = f"""
+SELECT vkey, any_value(vh) AS vh, min(ts) AS start, max(ts) AS "end",
+       epoch(max(ts) - min(ts)) AS duration,
+       count(*) {_PV} AS pageviews,
+       count(*) FILTER (WHERE type IN {_INTER}) AS interactions,
+       arg_min(path, ts) {_PV} AS entry_page,
+       arg_max(path, ts) {_PV} AS exit_page,
+       arg_min(src, (CASE WHEN type = 'pageview' THEN 0 ELSE 1 END::BIGINT << 60)
+                    + epoch_us(ts)) AS first
+FROM {{e}} GROUP BY vkey
+"""
+_ATTRS_FAST = f"""
+SELECT * FROM (SELECT {_SRC} AS src, {", ".join(_VISIT_ATTRS)} FROM {_FAST_SCAN})
+WHERE src IN (SELECT first FROM agg WHERE first >= 0)
+"""
 _VISITS = f"""
 CREATE TABLE {{v}} AS
-WITH agg AS (
-  SELECT vkey, any_value(vh) AS vh, min(ts) AS start, max(ts) AS "end",
-         epoch(max(ts) - min(ts)) AS duration,
-         count(*) FILTER (WHERE type = 'pageview') AS pageviews,
-         count(*) FILTER (WHERE type IN {_INTER}) AS interactions,
-         arg_min(path, ts) FILTER (WHERE type = 'pageview') AS entry_page,
-         arg_max(path, ts) FILTER (WHERE type = 'pageview') AS exit_page,
-         arg_min(struct_pack({_FIRST}), CASE WHEN type = 'pageview' THEN 0 ELSE 1 END * 1e15
-                 + epoch_us(ts)) AS first
-  FROM {{e}} GROUP BY vkey)
-SELECT vkey, vh, start, "end", duration, pageviews, interactions, entry_page, exit_page,
-       coalesce(first.source, 'Direct / None') AS source,
-       coalesce(first.channel, 'direct') AS channel,
-       {", ".join(f"first.{c} AS {c}" for c in _VISIT_ATTRS if c not in ("source", "channel"))}
-FROM agg
+WITH agg AS ({_AGG}), attrs AS ({{fast}} UNION ALL SELECT * FROM {{a}})
+SELECT agg.vkey, agg.vh, start, "end", duration, pageviews, interactions, entry_page, exit_page,
+       coalesce(x.source, 'Direct / None') AS source,
+       coalesce(x.channel, 'direct') AS channel,
+       {", ".join(f"x.{c} AS {c}" for c in _VISIT_ATTRS if c not in ("source", "channel"))}
+FROM agg JOIN attrs x ON x.src = agg.first
 """
+
+
+_EMPTY = ("SELECT NULL::VARCHAR AS event_id, NULL::TIMESTAMPTZ AS received_at, "
+          "NULL::VARCHAR AS visitor_id, NULL::VARCHAR AS type, NULL::VARCHAR AS name, "
+          "NULL::VARCHAR AS path, NULL::VARCHAR AS hostname, NULL::VARCHAR AS props, "
+          "NULL::SMALLINT AS scroll_depth, NULL::BIGINT AS engagement_ms, "
+          + ", ".join(f"NULL::VARCHAR AS {c}" for c in _VISIT_ATTRS))
+
+
+@dataclass
+class Plan:
+    fast: list[str] = field(default_factory=list)  # keys with up-to-date visit ids
+    slow: list[str] = field(default_factory=list)  # keys whose visits are recomputed
+    slow_dates: list[str] = field(default_factory=list)
+    carry: list[tuple[str, list[str]]] = field(default_factory=list)  # (date, D-1's keys)
 
 
 class Dataset:
@@ -100,7 +161,7 @@ class Dataset:
 class Engine:
     def __init__(self, storage: Storage, *, s3_endpoint_url: str | None = None,
                  clock: Callable[[], float] = time.time, threads: int | None = None,
-                 cache_entries: int = CACHE_ENTRIES) -> None:
+                 cache_entries: int = CACHE_ENTRIES, result_entries: int = RESULT_ENTRIES) -> None:
         self.storage = storage
         self.clock = clock
         self.s3_endpoint_url = s3_endpoint_url or getattr(storage, "endpoint_url", None)
@@ -111,6 +172,10 @@ class Engine:
         self._build_locks: dict[str, threading.Lock] = {}
         self._cache: OrderedDict[str, Dataset] = OrderedDict()
         self._listing: dict[str, tuple[float, list[tuple[str, str, int]]]] = {}
+        # Answers of queries over the cached tables. A table's name hashes the exact
+        # files it was built from, so new data means new names and no stale answer.
+        self.result_entries = result_entries
+        self._results: OrderedDict[str, list[tuple]] = OrderedDict()
 
     # -- connection -------------------------------------------------------------
     def connection(self) -> Any:
@@ -123,11 +188,24 @@ class Engine:
         return self.connection().cursor()
 
     def fetch(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        key = None
+        if self.result_entries and _TABLE_NAME.search(sql):
+            key = repr((sql, sorted((params or {}).items())))
+            with self._lock:
+                if key in self._results:
+                    self._results.move_to_end(key)
+                    return list(self._results[key])
         cur = self.cursor()
         try:
-            return cur.execute(sql, params or {}).fetchall()
+            rows = cur.execute(sql, params or {}).fetchall()
         finally:
             cur.close()
+        if key is not None:
+            with self._lock:
+                self._results[key] = rows
+                while len(self._results) > self.result_entries:
+                    self._results.popitem(last=False)
+        return list(rows)
 
     # -- files --------------------------------------------------------------------
     def partitions(self, site: str) -> list[tuple[str, str, int]]:
@@ -149,6 +227,28 @@ class Engine:
         first, last = lo.date().isoformat(), (hi - timedelta(microseconds=1)).date().isoformat()
         return [(key, size) for date, key, size in self.partitions(site) if first <= date <= last]
 
+    def plan(self, site: str, lo: datetime, hi: datetime) -> Plan:
+        """Which partitions of [lo, hi) hold up-to-date visit ids (read as they are) and
+        which need visits recomputed, with the compacted day before each of those."""
+        first, last = lo.date().isoformat(), (hi - timedelta(microseconds=1)).date().isoformat()
+        by_date: dict[str, list[str]] = {}
+        for date, key, _ in self.partitions(site):
+            by_date.setdefault(date, []).append(key)
+        plan = Plan()
+        for date in sorted(d for d in by_date if first <= d <= last):
+            keys = sorted(by_date[date])
+            before = by_date.get(previous_date(date))
+            if up_to_date(keys, before):
+                plan.fast += keys
+                continue
+            plan.slow += keys
+            # visits running over midnight continue from the compacted day before,
+            # unless that day is recomputed here too
+            if before and compacted_group(before) is not None and previous_date(date) not in plan.slow_dates:
+                plan.carry.append((date, sorted(before)))
+            plan.slow_dates.append(date)
+        return plan
+
     def uris(self, keys: list[str]) -> list[str]:
         return [self.storage.duckdb_uri(k) for k in keys]
 
@@ -167,7 +267,7 @@ class Engine:
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]
-            dataset = self._build(key, [k for k, _ in files], lo, hi)
+            dataset = self._build(key, self.plan(site, lo, hi))
             with self._lock:
                 self._cache[key] = dataset
                 self._build_locks.pop(key, None)
@@ -176,30 +276,46 @@ class Engine:
                     self._drop(old)
             return dataset
 
-    def _build(self, key: str, keys: list[str], lo: datetime, hi: datetime) -> Dataset:
+    def _build(self, key: str, plan: Plan) -> Dataset:
         started = time.perf_counter()
-        r, k, e, v = f"{key}_r", f"{key}_k", f"{key}_e", f"{key}_v"
+        r, c, k, e, v, a = (f"{key}_{x}" for x in "rckeva")
         cur = self.cursor()
         try:
-            if keys:
-                cur.execute(_BUILD_RAW.format(r=r), {"files": self.uris(keys)})
+            files = {"files": self.uris(plan.fast)} if plan.fast else {}
+            if plan.fast:
+                cur.execute(_BUILD_FAST.format(e=e), files)
             else:
-                cur.execute(_BUILD_RAW.format(r=r).replace(
-                    "FROM read_parquet($files, union_by_name = true)",
-                    "FROM (SELECT NULL::VARCHAR AS event_id, NULL::TIMESTAMPTZ AS received_at, "
-                    "NULL::VARCHAR AS visitor_id, NULL::VARCHAR AS type, NULL::VARCHAR AS name, "
-                    "NULL::VARCHAR AS path, NULL::VARCHAR AS hostname, NULL::VARCHAR AS props, "
-                    "NULL::SMALLINT AS scroll_depth, NULL::BIGINT AS engagement_ms, "
-                    + ", ".join(f"NULL::VARCHAR AS {c}" for c in _VISIT_ATTRS) + " WHERE false)"))
-            cur.execute(_DEDUPE.format(r=r))
-            cur.execute(_SESSIONS.format(r=r, k=k))
-            cur.execute(_EVENTS.format(r=r, k=k, e=e))
-            cur.execute(f"DROP TABLE {r}; DROP TABLE {k}")
-            cur.execute(_VISITS.format(e=e, v=v))
+                cur.execute(f"CREATE TABLE {e} AS SELECT {', '.join(_COLUMNS)} FROM ("
+                            f"SELECT NULL::BIGINT AS vkey, {_SELECT}, NULL::BIGINT AS src "
+                            f"FROM ({_EMPTY})) WHERE false")
+            cur.execute(f"CREATE TABLE {a} AS SELECT NULL::BIGINT AS src, "
+                        + ", ".join(f"NULL::VARCHAR AS {c}" for c in _VISIT_ATTRS) + " WHERE false")
+            if plan.slow:
+                self._build_slow(cur, plan, r, c, k, e, a)
+            fast = _ATTRS_FAST if plan.fast else f"SELECT * FROM {a} WHERE false"
+            cur.execute(_VISITS.format(e=e, v=v, a=a, fast=fast), files)
+            cur.execute(f"DROP TABLE {a}")
             rows = cur.execute(f"SELECT count(*) FROM {e}").fetchone()[0]
         finally:
             cur.close()
-        return Dataset(e, v, len(keys), int(rows), time.perf_counter() - started)
+        return Dataset(e, v, len(plan.fast) + len(plan.slow), int(rows), time.perf_counter() - started)
+
+    def _build_slow(self, cur: Any, plan: Plan, r: str, c: str, k: str, e: str, a: str) -> None:
+        params: dict[str, Any] = {}
+        carry = []
+        for i, (date, keys) in enumerate(plan.carry):
+            params[f"c{i}"] = self.uris(keys)
+            params[f"s{i}"] = datetime.fromisoformat(date).replace(tzinfo=UTC) - SESSION_GAP
+            carry.append(_CARRY.format(files=f"$c{i}", since=f"$s{i}"))
+        if not carry:
+            carry.append("SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS visitor_id, "
+                         "NULL::TIMESTAMPTZ AS received_at, NULL::BIGINT AS visit_id WHERE false")
+        cur.execute(f"CREATE TABLE {c} AS " + " UNION ALL ".join(carry), params)
+        cur.execute(_BUILD_RAW.format(r=r), {"files": self.uris(plan.slow)})
+        cur.execute(_DEDUPE.format(r=r, c=c))
+        cur.execute(_SESSIONS.format(r=r, c=c, k=k))
+        cur.execute(_EVENTS.format(r=r, k=k, e=e, a=a))
+        cur.execute(f"DROP TABLE {r}; DROP TABLE {k}; DROP TABLE {c}")
 
     def _drop(self, dataset: Dataset) -> None:
         try:
@@ -212,6 +328,7 @@ class Engine:
             entries = list(self._cache.values())
             self._cache.clear()
             self._listing.clear()
+            self._results.clear()
         for dataset in entries:
             self._drop(dataset)
 
@@ -230,6 +347,9 @@ def connect(storage: Storage, endpoint_url: str | None = None, threads: int | No
 
     con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
+    # The tables live in memory: an automatic checkpoint would compress every cached
+    # table again (seconds at 10 million rows) inside whichever statement trips it.
+    con.execute("SET checkpoint_threshold = '1TB'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if str(getattr(storage, "url", "")).startswith("s3://"):

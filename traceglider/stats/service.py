@@ -190,11 +190,14 @@ def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]
     p = S.Params()
     base = S.filtered_events(q.with_filters(tuple(f for f in q.filters if f.property != "event:goal")),
                              p, ds.events, ds.visits)
-    cols = ["count(DISTINCT e.vh)"]
-    for g in goals:
+    # One pass grouped by visitor: did they convert on each goal, and how often.
+    per, cols = [], ["count(*)"]
+    for i, g in enumerate(goals):
         cond = S.goal_condition(g, "e", p)
-        cols += [f"count(DISTINCT e.vh) FILTER (WHERE {cond})", f"count(*) FILTER (WHERE {cond})"]
-    row = engine.fetch(f"SELECT {', '.join(cols)} FROM ({base}) e", p.values)[0]
+        per += [f"bool_or({cond}) AS g{i}", f"count(*) FILTER (WHERE {cond}) AS n{i}"]
+        cols += [f"count(*) FILTER (WHERE g{i})", f"sum(n{i})"]
+    row = engine.fetch(f"SELECT {', '.join(cols)} FROM (SELECT {', '.join(per)} FROM ({base}) e "
+                       f"GROUP BY e.vh)", p.values)[0]
     total = row[0] or 0
     out = []
     for i, g in enumerate(goals):
@@ -213,11 +216,14 @@ def funnel(engine: Engine, q: Query, steps: list[str]) -> dict[str, Any]:
     p = S.Params()
     base = S.filtered_events(q, p, ds.events, ds.visits)
     conds = [S.goal_condition(s, "e", p) for s in steps]
+    # the steps are looked for only among the events matching one of them
+    flags = ", ".join(f"{c} AS c{i}" for i, c in enumerate(conds))
     ctes = [f"fe AS ({base})",
-            f"s0 AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fe e WHERE {conds[0]} GROUP BY e.vkey)"]
+            f"fs AS (SELECT e.vkey, e.vh, e.ts, {flags} FROM fe e WHERE {' OR '.join(conds)})",
+            "s0 AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e WHERE c0 GROUP BY e.vkey)"]
     for i in range(1, len(steps)):
-        ctes.append(f"s{i} AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fe e "
-                    f"JOIN s{i - 1} s ON s.vkey = e.vkey AND e.ts >= s.t WHERE {conds[i]} GROUP BY e.vkey)")
+        ctes.append(f"s{i} AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e "
+                    f"JOIN s{i - 1} s ON s.vkey = e.vkey AND e.ts >= s.t WHERE e.c{i} GROUP BY e.vkey)")
     counts = ", ".join(f"(SELECT count(DISTINCT vh) FROM s{i})" for i in range(len(steps)))
     row = engine.fetch(f"WITH {', '.join(ctes)} SELECT (SELECT count(DISTINCT vh) FROM fe), {counts}",
                        p.values)[0]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from traceglider.schema import FILE_SCHEMA
+from traceglider.schema import COMPACTED_SCHEMA
 from traceglider.storage.base import Storage
 from traceglider.storage.parquet import EVENTS_PREFIX, parse_key, table_to_bytes
 
@@ -68,7 +68,8 @@ def forget_visitor(storage: Storage, visitor_id: str, progress: Progress | None 
             if progress:
                 progress(done, len(keys))
             continue
-        table = pq.read_table(io.BytesIO(data), schema=FILE_SCHEMA)
+        # The compacted schema keeps `visit_id` where compaction wrote it (null elsewhere).
+        table = pq.read_table(io.BytesIO(data), schema=COMPACTED_SCHEMA)
         keep = pc.invert(pc.fill_null(pc.equal(table.column("visitor_id"), visitor_id), False))
         remaining = table.filter(keep)
         removed = table.num_rows - remaining.num_rows
@@ -80,7 +81,7 @@ def forget_visitor(storage: Storage, visitor_id: str, progress: Progress | None 
             if partition not in report.partitions:
                 report.partitions.append(partition)
             if remaining.num_rows:
-                storage.put(_new_key(key, visitor_id), table_to_bytes(remaining), if_absent=True)
+                storage.put(_new_key(key, visitor_id), table_to_bytes(remaining, COMPACTED_SCHEMA), if_absent=True)
                 report.files_rewritten += 1
             else:
                 report.files_deleted += 1

@@ -81,10 +81,10 @@ def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
     return sorted(parts, key=lambda part: (part[0], part[1]))
 
 
-def table_to_bytes(table: pa.Table) -> bytes:
+def table_to_bytes(table: pa.Table, schema: pa.Schema = FILE_SCHEMA) -> bytes:
     sink = io.BytesIO()
     pq.write_table(
-        table.cast(FILE_SCHEMA),
+        table.cast(schema),
         sink,
         compression="zstd",
         row_group_size=ROW_GROUP_SIZE,
@@ -94,8 +94,8 @@ def table_to_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def read_table(storage: Storage, key: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.get(key)), schema=FILE_SCHEMA)
+def read_table(storage: Storage, key: str, schema: pa.Schema = FILE_SCHEMA) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.get(key)), schema=schema)
 
 
 def write_table(storage: Storage, table: pa.Table, name: str) -> list[str]:
