@@ -4,6 +4,7 @@ a moto S3 server. Warm = the same panels again (their answers are cached per set
 files); "warm, tables only" = again with the answer cache off, on the cached tables.
 
     .venv/bin/python bench/bench_stats.py --events 1000000 10000000 [--s3] [--files-per-day 48]
+    .venv/bin/python bench/bench_stats.py --events 10000000 --existing   # local-<n> as it is
 
 Generated data is kept under `--dir` (raw-<n>) and copied for each run, so a rerun
 skips generation; pass `--fresh` to generate again. Compaction time is reported too.
@@ -116,12 +117,17 @@ def main() -> None:
     ap.add_argument("--s3", action="store_true", help="also run on a moto S3 server")
     ap.add_argument("--dir", default="/tmp/tg-bench")
     ap.add_argument("--fresh", action="store_true", help="generate the data again")
+    ap.add_argument("--existing", action="store_true",
+                    help="measure <dir>/local-<n> as it is (compacted by an earlier run): no copy, no compaction")
     args = ap.parse_args()
     now = datetime.now(UTC)
     rows = [["events", "storage / state", "files", "cold s", "warm s", "warm, tables only s",
              "`stats` CLI s"]]
     for n in args.events:
         raw, root = Path(args.dir) / f"raw-{n}", Path(args.dir) / f"local-{n}"
+        if args.existing:
+            rows.append([f"{n:,}", *measure(LocalStorage(root), "local, as it is", now), stats_cli_seconds(root)])
+            continue
         if args.fresh or not raw.exists():
             shutil.rmtree(raw, ignore_errors=True)
             t = time.perf_counter()

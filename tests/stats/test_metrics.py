@@ -177,3 +177,67 @@ def test_cached_answers_change_when_new_files_land(tmp_path, monkeypatch) -> Non
     write_rows(storage, [ev("d1", "D", us(20, 18, 0), "/new")], "batch-2")
     assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 6
     eng.close()
+
+
+def test_visit_attributes_are_read_only_when_a_query_needs_them(tmp_path) -> None:
+    from traceglider.storage.compact import compact
+
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    compact(storage, date="2026-11-20")  # the 21st stays raw: attributes from both kinds
+    eng = Engine(storage, clock=NOW.timestamp)
+    got = agg(eng, period="custom", date="2026-11-20,2026-11-21")
+    assert got["visits"] == 4 and got["bounce_rate"] == 50
+    ds = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 22), attrs=False)
+    assert ds.visits == ds.sessions  # headline figures did not read them
+    q = Q.parse({"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21",
+                 "property": "visit:country", "metrics": "visitors,visits"}, NOW)
+    assert service.breakdown(eng, q)["results"] == [{"country": "DE", "visitors": 2, "visits": 3},
+                                                    {"country": "FR", "visitors": 1, "visits": 1}]
+    assert ds.visits == ds.full_visits
+    assert agg(eng, period="custom", date="2026-11-20,2026-11-21", filters="visit:source==Google") == {
+        "visitors": 1, "visits": 1, "pageviews": 2, "events": 2, "bounce_rate": 0,
+        "visit_duration": 300, "views_per_visit": 2.0}
+    eng.close()
+
+
+def test_an_engine_reading_fewer_columns_gives_the_same_answers(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    full = Engine(storage, clock=NOW.timestamp)
+    lean = Engine(storage, clock=NOW.timestamp, attributes=("source", "country"),
+                  columns=("ts", "vh", "vkey", "type", "path", "src"))
+    for prop in ("event:page", "visit:source", "visit:country", "visit:entry_page"):
+        q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "property": prop,
+                     "metrics": "visitors,visits,bounce_rate"}, NOW)
+        assert service.breakdown(lean, q) == service.breakdown(full, q)
+    assert agg(lean, period="7d", date="2026-11-21", compare="previous_period") == agg(
+        full, period="7d", date="2026-11-21", compare="previous_period")
+    full.close()
+    lean.close()
+    with pytest.raises(ValueError):
+        Engine(storage, attributes=("nope",))
+    with pytest.raises(ValueError):
+        Engine(storage, columns=("ts", "vh"))  # the visits need type, path, ...
+
+
+def test_pages_are_ordered_by_their_text_on_ties(engine: Engine) -> None:
+    # page and event name are stored as ENUMs whose order is the sorted text
+    q = Q.parse({"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21",
+                 "property": "event:page", "metrics": "pageviews"}, NOW)
+    rows = service.breakdown(engine, q)["results"]
+    assert [(r["page"], r["pageviews"]) for r in rows] == [("/", 2), ("/pricing", 2), ("/blog/x", 1), ("/blog/y", 1)]
+
+
+def test_an_evicted_period_is_dropped_and_built_again(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
+    for date in ("2026-11-20", "2026-11-21", "2026-11-20"):  # each evicts the other
+        q = Q.parse({"site_id": SITE, "period": "day", "date": date, "property": "visit:country",
+                     "metrics": "visits"}, NOW)
+        rows = service.breakdown(eng, q)["results"]
+        assert rows == ([{"country": "DE", "visits": 3}, {"country": "FR", "visits": 1}]
+                        if date == "2026-11-20" else [])
+    assert len(eng.fetch("SELECT * FROM duckdb_tables()")) == 4  # events, sessions, visits, attrs
+    eng.close()

@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 HEADLINE = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings, **options):  # type: ignore[no-untyped-def]
     from traceglider.stats.engine import Engine
     from traceglider.storage import open_storage
 
-    return Engine(open_storage(settings), s3_endpoint_url=settings.s3_endpoint_url)
+    return Engine(open_storage(settings), s3_endpoint_url=settings.s3_endpoint_url, **options)
 
 
 def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bool = False,
@@ -30,7 +30,10 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
     from traceglider.stats import service
 
     out = out or sys.stdout
-    engine = _engine(settings)
+    # only what the figures below need is read: no event names, props or scroll depth,
+    # and of the visit attributes only the source and the country
+    engine = _engine(settings, attributes=("source", "country"),
+                     columns=("ts", "vh", "vkey", "type", "path", "src"))
     try:
         q = Q.parse({"site_id": site, "period": period, "metrics": ",".join(HEADLINE),
                      "compare": "previous_period"})

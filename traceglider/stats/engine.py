@@ -7,8 +7,10 @@ partition compacted with up-to-date visit ids (`storage.compact`) is read as it 
 only the columns the panels use; the others (today's files, typically) get duplicate
 event ids removed and visits recomputed with the 30-minute inactivity rule, with the
 same key compaction gives and continuing the visits of the compacted day before. The
-events, and the visits from one hash aggregate over the visit key, are kept as two
-in-memory tables that every panel of the dashboard then queries. They are cached
+events (type, name, path and hostname as ENUMs of the values in the files), and the
+visits from one hash aggregate over the visit key, are kept as in-memory tables that
+every panel of the dashboard then queries; the visit attributes (source, country, ...)
+are added to the visits the first time a query needs one. They are cached
 under the exact list of files (and their sizes), so new data or a compaction
 invalidates them by itself.
 
@@ -38,7 +40,7 @@ SESSION_GAP = timedelta(minutes=30)
 CACHE_ENTRIES = 6
 RESULT_ENTRIES = 512
 # Names of the cached tables: `t` + 16 hex digits of the (site, range, files) signature.
-_TABLE_NAME = re.compile(r"\bt[0-9a-f]{16}_[ev]\b")
+_TABLE_NAME = re.compile(r"\bt[0-9a-f]{16}_[esv]\b")
 LIST_TTL_SECONDS = 2.0
 
 _INTER = "('custom','click','form_submit')"
@@ -57,10 +59,16 @@ _SELECT = f"""make_timestamp(epoch_us(received_at)) AS ts, hash(visitor_id) AS v
 _SRC = "(file_index::BIGINT << 40) + file_row_number"
 _FAST_SCAN = "read_parquet($files, union_by_name = true, file_row_number = true)"
 # Compacted partitions carry their visit key: read as they are, no dedupe, no window.
+# The low-cardinality strings (type, name, path, hostname) are stored as ENUMs made
+# from the values present in the files: every filter on `type` and every grouping by
+# page or event name then works on small integers instead of strings.
+_ENUMS = ("type", "name", "path", "hostname")
+# The columns the sessions table is made from.
+_REQUIRED = ("ts", "vh", "vkey", "type", "path", "src")
 _BUILD_FAST = f"""
 CREATE TABLE {{e}} AS
-SELECT {", ".join(_COLUMNS)} FROM (
-  SELECT visit_id AS vkey, {_SELECT}, {_SRC} AS src FROM {_FAST_SCAN})
+SELECT {{cols}} FROM (SELECT * REPLACE ({{casts}}) FROM (
+  SELECT visit_id AS vkey, {_SELECT}, {_SRC} AS src FROM {_FAST_SCAN}))
 """
 # Files not compacted yet (today's, typically): each event id once, visits recomputed.
 _BUILD_RAW = f"""
@@ -97,7 +105,7 @@ SELECT rid, vkey FROM x WHERE rid >= 0
 # The window returns rows in its own order; sorting the narrow keys back into row
 # order and joining by position is far cheaper than a hash join of wide rows.
 _EVENTS = f"""
-INSERT INTO {{e}} SELECT {", ".join(_COLUMNS)}
+INSERT INTO {{e}} SELECT {{cols}}
 FROM (SELECT *, -1 - rowid AS src FROM {{r}}) POSITIONAL JOIN (SELECT vkey FROM {{k}} ORDER BY rid);
 INSERT INTO {{a}} SELECT -1 - rowid, {", ".join(_VISIT_ATTRS)} FROM {{r}}
 """
@@ -119,17 +127,26 @@ SELECT vkey, any_value(vh) AS vh, min(ts) AS start, max(ts) AS "end",
                     + epoch_us(ts)) AS first
 FROM {{e}} GROUP BY vkey
 """
-_ATTRS_FAST = f"""
-SELECT * FROM (SELECT {_SRC} AS src, {", ".join(_VISIT_ATTRS)} FROM {_FAST_SCAN})
-WHERE src IN (SELECT first FROM agg WHERE first >= 0)
-"""
-_VISITS = f"""
+_SESSIONS_TABLE = f"CREATE TABLE {{s}} AS {_AGG}"
+_DEFAULTS = {"source": "'Direct / None'", "channel": "'direct'"}
+
+
+def _visits_sql(attrs: tuple[str, ...], fast: bool) -> str:
+    """The visits table: the sessions table plus the visit attributes `attrs` (those of
+    each visit's first pageview). They are read (string columns of the compacted files,
+    for the first rows only) when a query first needs one: a visit filter or a
+    breakdown by a visit property. Headline figures, time series, pages, events, goals
+    and funnels use the sessions table alone."""
+    cols = ", ".join(attrs)
+    # the join with the sessions keeps the first rows (no semi-join before it: slower)
+    from_fast = f"SELECT {_SRC} AS src, {cols} FROM {_FAST_SCAN} UNION ALL " if fast else ""
+    picked = ", ".join(f"coalesce(x.{c}, {_DEFAULTS[c]}) AS {c}" if c in _DEFAULTS else f"x.{c} AS {c}"
+                       for c in attrs)
+    return f"""
 CREATE TABLE {{v}} AS
-WITH agg AS ({_AGG}), attrs AS ({{fast}} UNION ALL SELECT * FROM {{a}})
+WITH agg AS (SELECT * FROM {{s}}), attrs AS ({from_fast}SELECT src, {cols} FROM {{a}})
 SELECT agg.vkey, agg.vh, start, "end", duration, pageviews, interactions, entry_page, exit_page,
-       coalesce(x.source, 'Direct / None') AS source,
-       coalesce(x.channel, 'direct') AS channel,
-       {", ".join(f"x.{c} AS {c}" for c in _VISIT_ATTRS if c not in ("source", "channel"))}
+       {picked}
 FROM agg JOIN attrs x ON x.src = agg.first
 """
 
@@ -150,9 +167,19 @@ class Plan:
 
 
 class Dataset:
-    def __init__(self, events: str, visits: str, files: int, rows: int, built_s: float) -> None:
+    def __init__(self, events: str, visits: str, files: int, rows: int, built_s: float,
+                 types: tuple[str, ...] = (), sessions: str = "", attrs: str = "",
+                 fast: list[str] | None = None) -> None:
+        self.types = types
         self.events = events
-        self.visits = visits
+        # `visits` is the sessions table (no visit attributes) until they are asked
+        # for, then the full visits table; both stay until the dataset is dropped.
+        self.full_visits = visits
+        self.sessions = sessions or visits
+        self.visits = self.sessions
+        self.attrs = attrs  # attributes of recomputed visits' first rows
+        self.fast = fast or []  # compacted files, for the attributes of their visits
+        self.lock = threading.Lock()
         self.files = files
         self.rows = rows
         self.built_s = built_s
@@ -161,7 +188,16 @@ class Dataset:
 class Engine:
     def __init__(self, storage: Storage, *, s3_endpoint_url: str | None = None,
                  clock: Callable[[], float] = time.time, threads: int | None = None,
-                 cache_entries: int = CACHE_ENTRIES, result_entries: int = RESULT_ENTRIES) -> None:
+                 cache_entries: int = CACHE_ENTRIES, result_entries: int = RESULT_ENTRIES,
+                 attributes: tuple[str, ...] = _VISIT_ATTRS, columns: tuple[str, ...] = _COLUMNS) -> None:
+        """`attributes` and `columns`: the visit attributes the visits table holds and
+        the columns of the events table (all by default; a caller with a fixed set of
+        queries, such as `traceglider stats`, names fewer and the rest is not read)."""
+        unknown = (set(attributes) - set(_VISIT_ATTRS)) | (set(columns) - set(_COLUMNS))
+        if unknown or not attributes or not set(_REQUIRED) <= set(columns):
+            raise ValueError(f"bad attributes or columns: {sorted(unknown) or 'missing some'}")
+        self.attributes = tuple(attributes)
+        self.columns = tuple(c for c in _COLUMNS if c in columns)
         self.storage = storage
         self.clock = clock
         self.s3_endpoint_url = s3_endpoint_url or getattr(storage, "endpoint_url", None)
@@ -253,7 +289,28 @@ class Engine:
         return [self.storage.duckdb_uri(k) for k in keys]
 
     # -- the cached tables ----------------------------------------------------------
-    def dataset(self, site: str, start: datetime, end: datetime) -> Dataset:
+    def dataset(self, site: str, start: datetime, end: datetime, attrs: bool = True) -> Dataset:
+        """The tables of a (site, period); `attrs=False` when no query will read a visit
+        attribute (source, country, ...): they are then read when first needed."""
+        dataset = self._dataset(site, start, end)
+        if attrs:
+            self.visit_attrs(dataset)
+        return dataset
+
+    def visit_attrs(self, dataset: Dataset) -> None:
+        with dataset.lock:
+            if dataset.visits == dataset.full_visits:
+                return
+            cur = self.cursor()
+            try:
+                sql = _visits_sql(self.attributes, bool(dataset.fast))
+                cur.execute(sql.format(s=dataset.sessions, v=dataset.full_visits, a=dataset.attrs),
+                            {"files": dataset.fast} if dataset.fast else {})
+            finally:
+                cur.close()
+            dataset.visits = dataset.full_visits
+
+    def _dataset(self, site: str, start: datetime, end: datetime) -> Dataset:
         lo, hi = start - SESSION_GAP, end + SESSION_GAP
         files = self.files(site, lo, hi)
         signature = repr((site, lo, hi, files))
@@ -268,37 +325,58 @@ class Engine:
                 if key in self._cache:
                     return self._cache[key]
             dataset = self._build(key, self.plan(site, lo, hi))
+            evicted = []
             with self._lock:
                 self._cache[key] = dataset
                 self._build_locks.pop(key, None)
                 while len(self._cache) > self.cache_entries:
-                    _, old = self._cache.popitem(last=False)
-                    self._drop(old)
+                    evicted.append(self._cache.popitem(last=False)[1])
+            for old in evicted:  # outside the lock: dropping takes it (a cursor)
+                self._drop(old)
             return dataset
 
     def _build(self, key: str, plan: Plan) -> Dataset:
         started = time.perf_counter()
-        r, c, k, e, v, a = (f"{key}_{x}" for x in "rckeva")
+        r, c, k, e, v, a, s = (f"{key}_{x}" for x in "rckevas")
         cur = self.cursor()
         try:
+            types = self._enum_types(cur, key, plan.fast + plan.slow)
+            casts = ", ".join(f"{c}::{t} AS {c}" for c, t in types.items())
+            cols = ", ".join(self.columns)
             files = {"files": self.uris(plan.fast)} if plan.fast else {}
             if plan.fast:
-                cur.execute(_BUILD_FAST.format(e=e), files)
+                cur.execute(_BUILD_FAST.format(e=e, casts=casts, cols=cols), files)
             else:
-                cur.execute(f"CREATE TABLE {e} AS SELECT {', '.join(_COLUMNS)} FROM ("
-                            f"SELECT NULL::BIGINT AS vkey, {_SELECT}, NULL::BIGINT AS src "
-                            f"FROM ({_EMPTY})) WHERE false")
+                cur.execute(f"CREATE TABLE {e} AS SELECT {cols} FROM (SELECT * REPLACE ({casts}) "
+                            f"FROM (SELECT NULL::BIGINT AS vkey, {_SELECT}, NULL::BIGINT AS src "
+                            f"FROM ({_EMPTY}))) WHERE false")
             cur.execute(f"CREATE TABLE {a} AS SELECT NULL::BIGINT AS src, "
                         + ", ".join(f"NULL::VARCHAR AS {c}" for c in _VISIT_ATTRS) + " WHERE false")
             if plan.slow:
                 self._build_slow(cur, plan, r, c, k, e, a)
-            fast = _ATTRS_FAST if plan.fast else f"SELECT * FROM {a} WHERE false"
-            cur.execute(_VISITS.format(e=e, v=v, a=a, fast=fast), files)
-            cur.execute(f"DROP TABLE {a}")
+            cur.execute(_SESSIONS_TABLE.format(e=e, s=s))
             rows = cur.execute(f"SELECT count(*) FROM {e}").fetchone()[0]
         finally:
             cur.close()
-        return Dataset(e, v, len(plan.fast) + len(plan.slow), int(rows), time.perf_counter() - started)
+        return Dataset(e, v, len(plan.fast) + len(plan.slow), int(rows), time.perf_counter() - started,
+                       tuple(types.values()), sessions=s, attrs=a, fast=files.get("files"))
+
+    def _enum_types(self, cur: Any, key: str, keys: list[str]) -> dict[str, str]:
+        """One ENUM type per low-cardinality string column, holding the values of the
+        files in sorted order (so ordering by them is ordering by the strings)."""
+        enums = [c for c in _ENUMS if c in self.columns]
+        values: tuple[Any, ...] = (None,) * len(enums)
+        if keys:
+            values = cur.execute(
+                "SELECT " + ", ".join(f"list(DISTINCT {c})" for c in enums)
+                + " FROM read_parquet($files, union_by_name = true)", {"files": self.uris(keys)}).fetchone()
+        types = {}
+        for c, found in zip(enums, values, strict=True):
+            name = f"{key}_{c}"
+            labels = ", ".join(_literal_str(x) for x in sorted({x for x in found or () if x is not None}))
+            cur.execute(f"DROP TYPE IF EXISTS {name}; CREATE TYPE {name} AS ENUM ({labels})")
+            types[c] = name
+        return types
 
     def _build_slow(self, cur: Any, plan: Plan, r: str, c: str, k: str, e: str, a: str) -> None:
         params: dict[str, Any] = {}
@@ -314,12 +392,19 @@ class Engine:
         cur.execute(_BUILD_RAW.format(r=r), {"files": self.uris(plan.slow)})
         cur.execute(_DEDUPE.format(r=r, c=c))
         cur.execute(_SESSIONS.format(r=r, c=c, k=k))
-        cur.execute(_EVENTS.format(r=r, k=k, e=e, a=a))
+        cur.execute(_EVENTS.format(r=r, k=k, e=e, a=a, cols=", ".join(self.columns)))
         cur.execute(f"DROP TABLE {r}; DROP TABLE {k}; DROP TABLE {c}")
 
     def _drop(self, dataset: Dataset) -> None:
+        # not through fetch(): its answer cache would skip a second DROP of the same names
         try:
-            self.fetch(f"DROP TABLE IF EXISTS {dataset.events}; DROP TABLE IF EXISTS {dataset.visits}")
+            cur = self.cursor()
+            try:
+                cur.execute(f"DROP TABLE IF EXISTS {dataset.events}; DROP TABLE IF EXISTS {dataset.full_visits}; "
+                            f"DROP TABLE IF EXISTS {dataset.sessions}; DROP TABLE IF EXISTS {dataset.attrs}"
+                            + "".join(f"; DROP TYPE IF EXISTS {t}" for t in dataset.types))
+            finally:
+                cur.close()
         except Exception:  # noqa: BLE001 - a table in use is dropped with the connection
             pass
 
@@ -391,6 +476,10 @@ def _setup_s3(con: Any, endpoint_url: str | None) -> None:
         options["USE_SSL"] = "true" if scheme == "https" else "false"
     body = ", ".join(f"{k} {_literal(v)}" if k != "TYPE" else f"TYPE {v}" for k, v in options.items())
     con.execute(f"CREATE OR REPLACE SECRET traceglider_s3 ({body})")
+
+
+def _literal_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _literal(value: str) -> str:

@@ -16,8 +16,14 @@ SITE_CONFIG_PREFIX = "_sites/"
 GOALS_LIMIT = 50
 
 
+def _dataset(engine: Engine, q: Query, prop: str = "") -> Any:
+    """The cached tables, with the visit attributes only if a filter or `prop` needs them."""
+    attrs = S.has_visit_filters(q) or (prop.startswith("visit:") and prop not in S.SESSION_PROPERTIES)
+    return engine.dataset(q.site, q.start, q.end, attrs=attrs)
+
+
 def _run(engine: Engine, q: Query, **kw: Any) -> tuple[list[tuple], Any]:
-    ds = engine.dataset(q.site, q.start, q.end)
+    ds = _dataset(engine, q)
     sql, params = S.aggregate(q, ds.events, ds.visits, **kw)
     return engine.fetch(sql, params), ds
 
@@ -114,7 +120,7 @@ def breakdown(engine: Engine, q: Query, goals: list[str] | None = None) -> dict[
     p = S.Params()
     metrics = tuple(m for m in q.metrics if M.kind(m) != "derived")
     qq = Query(q.site, q.period, q.start, q.end, metrics or ("visitors",), prop, q.filters)
-    ds = engine.dataset(q.site, q.start, q.end)
+    ds = _dataset(engine, q, prop)
     level = "event" if prop.startswith("event:") else "visit"
     if level == "event":
         dim = S.column(prop, "e", p)
@@ -186,18 +192,20 @@ def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]
         goals = [n for n in names if n != "pageview"]
     if not goals:
         return []
-    ds = engine.dataset(q.site, q.start, q.end)
+    ds = _dataset(engine, q)
     p = S.Params()
     base = S.filtered_events(q.with_filters(tuple(f for f in q.filters if f.property != "event:goal")),
                              p, ds.events, ds.visits)
-    # One pass grouped by visitor: did they convert on each goal, and how often.
-    per, cols = [], ["count(*)"]
+    # All visitors, then one pass grouped by visitor over the events matching a goal
+    # only: did they convert on each goal, and how often.
+    per, cols, conds = [], ["(SELECT count(*) FROM (SELECT e.vh FROM fe e GROUP BY e.vh))"], []
     for i, g in enumerate(goals):
         cond = S.goal_condition(g, "e", p)
+        conds.append(cond)
         per += [f"bool_or({cond}) AS g{i}", f"count(*) FILTER (WHERE {cond}) AS n{i}"]
         cols += [f"count(*) FILTER (WHERE g{i})", f"sum(n{i})"]
-    row = engine.fetch(f"SELECT {', '.join(cols)} FROM (SELECT {', '.join(per)} FROM ({base}) e "
-                       f"GROUP BY e.vh)", p.values)[0]
+    row = engine.fetch(f"WITH fe AS NOT MATERIALIZED ({base}) SELECT {', '.join(cols)} FROM (SELECT {', '.join(per)} "
+                       f"FROM fe e WHERE {' OR '.join(conds)} GROUP BY e.vh)", p.values)[0]
     total = row[0] or 0
     out = []
     for i, g in enumerate(goals):
@@ -212,13 +220,13 @@ def funnel(engine: Engine, q: Query, steps: list[str]) -> dict[str, Any]:
     """Visitors reaching each step in order within one visit, with drop-off per step."""
     if not 2 <= len(steps) <= 8:
         raise BadRequest("A funnel has 2 to 8 steps")
-    ds = engine.dataset(q.site, q.start, q.end)
+    ds = _dataset(engine, q)
     p = S.Params()
     base = S.filtered_events(q, p, ds.events, ds.visits)
     conds = [S.goal_condition(s, "e", p) for s in steps]
     # the steps are looked for only among the events matching one of them
     flags = ", ".join(f"{c} AS c{i}" for i, c in enumerate(conds))
-    ctes = [f"fe AS ({base})",
+    ctes = [f"fe AS NOT MATERIALIZED ({base})",  # read twice: inlined beats a copy
             f"fs AS (SELECT e.vkey, e.vh, e.ts, {flags} FROM fe e WHERE {' OR '.join(conds)})",
             "s0 AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e WHERE c0 GROUP BY e.vkey)"]
     for i in range(1, len(steps)):
@@ -244,7 +252,7 @@ def funnel(engine: Engine, q: Query, steps: list[str]) -> dict[str, Any]:
 
 def navigation(engine: Engine, q: Query, page: str, limit: int = 10) -> dict[str, Any]:
     """For one page: the page seen before it and the page seen after it in the same visit."""
-    ds = engine.dataset(q.site, q.start, q.end)
+    ds = _dataset(engine, q)
     p = S.Params()
     base = S.filtered_events(q, p, ds.events, ds.visits)
     page_param = p.add(page)
@@ -266,7 +274,7 @@ def navigation(engine: Engine, q: Query, page: str, limit: int = 10) -> dict[str
 
 
 def prop_keys(engine: Engine, q: Query, name: str) -> list[str]:
-    ds = engine.dataset(q.site, q.start, q.end)
+    ds = _dataset(engine, q)
     p = S.Params()
     sql = (f"SELECT DISTINCT unnest(json_keys(props)) AS k FROM {ds.events} "
            f"WHERE name = {p.add(name)} AND props IS NOT NULL AND ts >= {p.add(q.start)} "

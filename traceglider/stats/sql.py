@@ -16,6 +16,8 @@ from traceglider.stats import metrics as M
 from traceglider.stats.query import PROPERTIES, Filter, Query
 
 EVENT_COLUMNS = {"path", "hostname", "name"}
+# Visit properties held by the sessions table (the others are visit attributes).
+SESSION_PROPERTIES = {"visit:entry_page", "visit:exit_page"}
 
 
 @dataclass
