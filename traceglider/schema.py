@@ -56,6 +56,10 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
 EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in EVENT_FIELDS])
 COLUMNS: list[str] = [n for n, _, _ in EVENT_FIELDS]
 
+# A visit ends after this long without an event from its visitor. The one definition
+# the collector's session ids, compaction's visit ids and the stats all use.
+VISIT_TIMEOUT_MINUTES = 30
+
 # `site` and `date` live in the Hive path (`site=S/date=D`), not inside the files:
 # Spark and Athena refuse a column that is both a partition and a data column.
 PARTITION_KEYS = ("site", "date")

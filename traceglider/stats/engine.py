@@ -30,13 +30,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from traceglider.schema import VISIT_TIMEOUT_MINUTES
 from traceglider.storage.compact import VISIT_ID_SQL, compacted_group, previous_date, up_to_date
 from traceglider.storage.parquet import EVENTS_PREFIX, parse_key
 
 if TYPE_CHECKING:
     from traceglider.storage.base import Storage
 
-SESSION_GAP = timedelta(minutes=30)
+SESSION_GAP = timedelta(minutes=VISIT_TIMEOUT_MINUTES)
 CACHE_ENTRIES = 6
 RESULT_ENTRIES = 512
 # Names of the cached tables: `t` + 16 hex digits of the (site, range, files) signature.
@@ -92,7 +93,7 @@ _SESSIONS = f"""
 CREATE TABLE {{k}} AS
 WITH u AS (SELECT rowid AS rid, vh, received_at, visitor_id, NULL::BIGINT AS cid FROM {{r}}
            UNION ALL SELECT -1, hash(visitor_id), received_at, visitor_id, visit_id FROM {{c}}),
-g AS (SELECT *, CASE WHEN received_at - lag(received_at) OVER w <= INTERVAL 30 MINUTE
+g AS (SELECT *, CASE WHEN received_at - lag(received_at) OVER w <= INTERVAL {VISIT_TIMEOUT_MINUTES} MINUTE
                      THEN 0 ELSE 1 END AS new_visit
       FROM u WINDOW w AS (PARTITION BY vh ORDER BY received_at, rid)),
 n AS (SELECT *, sum(new_visit) OVER (PARTITION BY vh ORDER BY received_at, rid

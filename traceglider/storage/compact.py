@@ -32,7 +32,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from traceglider.schema import COMPACTED_SCHEMA, FILE_SCHEMA
+from traceglider.schema import COMPACTED_SCHEMA, FILE_SCHEMA, VISIT_TIMEOUT_MINUTES
 from traceglider.storage.base import Storage
 from traceglider.storage.parquet import (
     dedupe,
@@ -45,7 +45,7 @@ from traceglider.storage.parquet import (
 )
 
 ROWS_PER_FILE = 2_000_000
-SESSION_GAP_US = 30 * 60 * 1_000_000
+SESSION_GAP_US = VISIT_TIMEOUT_MINUTES * 60 * 1_000_000
 NO_CARRY = "0" * 12
 _COMPACTED = re.compile(r"^cv-([0-9a-f]{20})-([0-9a-f]{12})-([0-9a-f]{12})-(\d+)\.parquet$")
 _TAIL_COLUMNS = ["event_id", "visitor_id", "received_at", "visit_id"]
@@ -140,7 +140,8 @@ def visit_ids(merged: pa.Table, carry: pa.Table) -> pa.Array:
         sql = f"""
         WITH u AS (SELECT i, visitor_id AS v, received_at AS ts, NULL::BIGINT AS cid FROM m
                    UNION ALL SELECT -1, visitor_id, received_at, visit_id FROM c),
-        g AS (SELECT *, CASE WHEN ts - lag(ts) OVER w <= INTERVAL 30 MINUTE THEN 0 ELSE 1 END AS new
+        g AS (SELECT *, CASE WHEN ts - lag(ts) OVER w <= INTERVAL {VISIT_TIMEOUT_MINUTES} MINUTE
+                        THEN 0 ELSE 1 END AS new
               FROM u WINDOW w AS (PARTITION BY v ORDER BY ts, i)),
         r AS (SELECT *, sum(new) OVER (PARTITION BY v ORDER BY ts, i ROWS UNBOUNDED PRECEDING) AS run
               FROM g),

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from traceglider.errors import StorageError
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.schema import VISIT_TIMEOUT_MINUTES
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SESSION_TIMEOUT_SECONDS = 30 * 60
+SESSION_TIMEOUT_SECONDS = VISIT_TIMEOUT_MINUTES * 60
 SALT_PREFIX = "_salts/"
 SALT_BYTES = 32
 SALT_RETRY_SECONDS = 60.0
