@@ -27,6 +27,16 @@ def row(event_id: str, site: str = "example.com", when_us: int | None = None, **
     return base
 
 
+def wait_for(condition: Any, timeout: float = 10.0, step: float = 0.02) -> bool:
+    """Poll `condition` until it is true or `timeout` passes; never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
 def stored_ids(storage: Storage, site: str | None = None) -> list[str]:
     """Every event_id stored (duplicates included), read back through storage."""
     ids: list[str] = []

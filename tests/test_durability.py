@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, make_bucket
-from tests.helpers import BROWSER_UA, stored_ids
+from tests.helpers import BROWSER_UA, stored_ids, wait_for
 from tests.server import SITE, drain, kill_round
 from tests.tcp_proxy import PausableProxy
 
@@ -44,12 +44,7 @@ def test_an_s3_outage_loses_nothing_and_healthz_tells_the_truth(tmp_path: Path, 
     direct = S3Storage(f"s3://{bucket}/tg", endpoint_url=s3_endpoint)
 
     def wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_for(condition, timeout, step=0.05)
 
     def send(client: TestClient, prefix: str) -> list[str]:
         ids = [f"{prefix}-{n}" for n in range(10)]

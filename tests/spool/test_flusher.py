@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 
-from tests.helpers import row, stored_ids
+from tests.helpers import row, stored_ids, wait_for
 from traceglider.errors import StorageError
 from traceglider.spool.flusher import Flusher
 from traceglider.spool.wal import Spool
@@ -33,15 +31,6 @@ class FlakyStorage:
 def ndjson(rows: list[dict]) -> bytes:
     """A spool record as the sink writes it: one JSON row per line."""
     return b"\n".join(orjson.dumps(r) for r in rows)
-
-
-def wait_for(condition, timeout=10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_spooled_rows_arrive_in_storage_and_the_segment_is_removed(tmp_path, storage):

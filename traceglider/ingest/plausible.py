@@ -55,33 +55,34 @@ def _text(document: dict[str, Any], name: str, *, required: bool = False,
     return value
 
 
-def _props(document: dict[str, Any]) -> str | None:
-    key, value = _field(document, "props")
+def _object(document: dict[str, Any], name: str, what: str) -> tuple[str, dict[str, Any] | None]:
+    """A field that Plausible's clients send as an object or as JSON text of one."""
+    key, value = _field(document, name)
     if value is None:
-        return None
+        return key, None
     if isinstance(value, str):
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
-            raise BadRequest(f"{key}: must be an object or JSON text of one") from None
+            raise BadRequest(f"{key}: must be {what}") from None
     if not isinstance(value, dict):
-        raise BadRequest(f"{key}: must be an object")
+        raise BadRequest(f"{key}: must be {what}")
+    return key, value
+
+
+def _props(document: dict[str, Any]) -> str | None:
+    key, value = _object(document, "props", "an object or JSON text of one")
+    if value is None:
+        return None
     scalars = {k: v for k, v in value.items()
                if isinstance(v, (str, bool, int)) or (isinstance(v, float) and math.isfinite(v))}
     return parse_props(scalars, key)
 
 
 def _revenue(document: dict[str, Any]) -> str | None:
-    key, value = _field(document, "revenue")
+    key, value = _object(document, "revenue", "an object with amount and currency")
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise BadRequest(f"{key}: must be an object with amount and currency") from None
-    if not isinstance(value, dict):
-        raise BadRequest(f"{key}: must be an object with amount and currency")
     currency, amount = value.get("currency"), value.get("amount")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise BadRequest(f"{key}.currency: must be a 3-letter ISO 4217 code")

@@ -45,11 +45,18 @@ class Ingest:
     def now_micros(self) -> int:
         return int(self.clock() * 1_000_000)
 
-    def request_info(self, request: Request, site: str, ctx: dict[str, Any], now: int) -> RequestInfo:
+    def client_ip(self, request: Request) -> str | None:
+        """The client's address, checked against the rate limit (held in memory only)."""
+        ip = edge.client_ip(request, self.settings.trusted_proxies)
+        self.limiter.check(ip)
+        return ip
+
+    def request_info(self, request: Request, site: str, ctx: dict[str, Any], now: int,
+                     ip: str | None) -> RequestInfo:
         proxies = self.settings.trusted_proxies
         return RequestInfo(
             site=site,
-            ip=edge.client_ip(request, proxies),
+            ip=ip,
             user_agent=request.headers.get("user-agent", "")[:1000],
             headers=dict(request.headers),  # ASGI header names are already lower-case
             cookies=dict(request.cookies),
@@ -83,23 +90,18 @@ def ingest_router(ingest: Ingest) -> APIRouter:
     router = APIRouter()
     settings = ingest.settings
 
-    @router.options("/collect", include_in_schema=False)
-    async def collect_preflight(request: Request) -> Response:
-        origin = edge.allow_origin(request, settings.sites)
-        return Response(status_code=204, headers=edge.cors_headers(origin, preflight=True))
-
     @router.post("/collect", status_code=202, summary="Receive a batch of events",
                  responses={400: {}, 403: {}, 413: {}, 415: {}, 429: {}, 503: {}},
                  openapi_extra=openapi.body(openapi.BATCH))
     async def collect(request: Request) -> Response:
         edge.allow_origin(request, settings.sites)
         edge.check_content_type(request)
-        ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+        ip = ingest.client_ip(request)
         body = await edge.read_body(request)
         now = ingest.now_micros()
         site, ctx, rows = parse_batch(decode_json(body), now)
         ingest.check_site(site)
-        info = ingest.request_info(request, site, ctx, now)
+        info = ingest.request_info(request, site, ctx, now, ip)
         kept = await ingest.accept(rows, info)
         response = JSONResponse({"accepted": len(kept)}, status_code=202, headers=request.state.cors)
         apply_cookies(response, info)
@@ -109,19 +111,20 @@ def ingest_router(ingest: Ingest) -> APIRouter:
                 responses={200: {"content": {"image/gif": {}}}})
     async def collect_pixel(request: Request, site: str, url: str, ref: str | None = None,
                             title: str | None = None) -> Response:
-        ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+        ip = ingest.client_ip(request)
         site = normalize_site(site)
         ingest.check_site(site)
         now = ingest.now_micros()
         raw = {"id": uuid.uuid4().hex, "type": "pageview", "url": url, "ref": ref, "title": title}
         row = parse_event(raw, 0, site, now)
-        info = ingest.request_info(request, site, {}, now)
+        info = ingest.request_info(request, site, {}, now, ip)
         await ingest.accept([row], info)
         response = Response(PIXEL, media_type="image/gif",
                             headers={"Cache-Control": "no-store, max-age=0"})
         apply_cookies(response, info)
         return response
 
+    @router.options("/collect", include_in_schema=False)
     @router.options("/consent", include_in_schema=False)
     @router.options("/api/event", include_in_schema=False)
     async def preflight(request: Request) -> Response:
@@ -156,12 +159,12 @@ def ingest_router(ingest: Ingest) -> APIRouter:
     async def plausible_event(request: Request) -> Response:
         edge.allow_origin(request, settings.sites)
         edge.check_content_type(request)
-        ingest.limiter.check(edge.client_ip(request, settings.trusted_proxies))
+        ip = ingest.client_ip(request)
         now = ingest.now_micros()
         site, rows = parse_plausible(decode_json(await edge.read_body(request)), now)
         for row in rows:
             ingest.check_site(row["site"])
-        info = ingest.request_info(request, site, {}, now)
+        info = ingest.request_info(request, site, {}, now, ip)
         await ingest.accept(rows, info)
         # Plausible answers 202 with the body "ok".
         response = Response("ok", status_code=202, media_type="text/plain", headers=request.state.cors)
