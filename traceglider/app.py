@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from traceglider import __version__
 from traceglider.config import Settings
+from traceglider.dashboard.answers import Answers, answers_for, close_answers, prepare_dashboards
 from traceglider.errors import TGError
 from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
@@ -62,6 +63,15 @@ async def _keep_warm(pipeline: Pipeline) -> None:
             log.exception("warm-up failed")
 
 
+def _prepare_dashboards(settings: Settings, storage: Storage, answers: Answers) -> None:
+    try:
+        sites = prepare_dashboards(settings, storage, answers)
+        if sites:
+            log.info("preparing the dashboard of %s", ", ".join(sites))
+    except Exception:  # noqa: BLE001 - the dashboard then computes on the first visit
+        log.warning("could not prepare the dashboard", exc_info=True)
+
+
 def create_app(
     settings: Settings,
     storage: Storage | None = None,
@@ -79,10 +89,16 @@ def create_app(
         await asyncio.to_thread(pipeline.warm_up)
         sink.start()
         refresher = asyncio.create_task(_keep_warm(pipeline))
+        preparing = None  # kept referenced while it runs
+        answers = answers_for(settings, storage) if settings.mode == "server" else None
+        if answers is not None and settings.dashboard_prepare:
+            preparing = asyncio.create_task(asyncio.to_thread(_prepare_dashboards, settings, storage, answers))
         try:
             yield
         finally:
             refresher.cancel()
+            close_answers(storage)
+            del preparing
             sink.stop()
 
     app = FastAPI(title="TraceGlider", version=__version__, lifespan=lifespan,

@@ -33,6 +33,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 86400:
+        raise ValueError("must be a number of seconds from 0 to 86400")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
@@ -176,6 +183,13 @@ SETTINGS: list[Setting] = [
     Setting("mode", "server", _mode,
             "'server' spools and flushes in the background; 'lambda' writes each batch "
             "to storage before answering."),
+    Setting("dashboard_refresh", 30.0, _seconds,
+            "Seconds between background recomputations of the dashboard panels someone is "
+            "looking at; meanwhile the page is answered from the last one and shows its age "
+            "(the Stats API is always computed on request). 0: dashboard panels too."),
+    Setting("dashboard_prepare", True, _bool,
+            "When `serve` starts, compute the dashboard's default view of up to three sites "
+            "(TG_SITES, else the first found in storage) so the first visit opens at once."),
     Setting("host", "127.0.0.1", _text, "Address `serve` listens on."),
     Setting("port", 8000, _port, "Port `serve` listens on."),
     Setting("workers", 1, _positive_int,

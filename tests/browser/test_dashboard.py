@@ -63,6 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     demo_data.generate(storage, SITE, 15_000, days=30, seed=5, now=now)
     write_rows(storage, _xss_rows(int(now * 1_000_000)), "xss")
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": TOKEN, "TG_SECRET": "k" * 32})
+    SERVED.update(settings=settings, storage=storage)
     app = FastAPI()
     app.include_router(stats_router(settings, storage))
     app.include_router(dashboard_router(settings, storage))
@@ -77,6 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(5)
+
+
+SERVED: dict[str, object] = {}
 
 
 def _login(page: object, server: str) -> None:
@@ -174,3 +178,41 @@ def test_share_links_are_read_only_and_revocable(server: str, browser: object) -
     viewer.close()
     context.close()
     assert datetime.now(UTC)
+
+
+def test_the_default_view_asks_exactly_what_serve_prepares(server: str, browser: object) -> None:
+    """The page's requests are `panels.default_requests`, and once prepared none of them
+    is computed while the browser waits; the page says how old the answers are."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from traceglider.dashboard.answers import answers_for, prepare_dashboards
+    from traceglider.dashboard.panels import PREPARED_KINDS, default_requests
+    from traceglider.stats.api import engine_for
+    from traceglider.stats.service import site_config
+
+    settings, storage = SERVED["settings"], SERVED["storage"]
+    answers = answers_for(settings, storage)
+    assert answers is not None
+    assert prepare_dashboards(settings, storage, answers) == [SITE]
+    answers.refresh_round()  # what the background thread does; here done before the page asks
+    computed = answers.computed
+    time.sleep(5.2)  # old enough for the page to show the age
+
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    asked: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+
+    def note(request: object) -> None:
+        url = urlsplit(request.url)  # type: ignore[attr-defined]
+        kind = url.path.removeprefix("/dashboard/api/")
+        if url.path.startswith("/dashboard/api/") and kind in PREPARED_KINDS:
+            asked.append((kind, tuple(sorted(parse_qsl(url.query)))))
+
+    page.on("request", note)
+    _login(page, server)
+    page.wait_for_load_state("networkidle")
+    expected = default_requests(SITE, lambda s: site_config(engine_for(settings, storage), s))
+    assert sorted(asked) == sorted((k, tuple(sorted(p.items()))) for k, p in expected)
+    assert answers.computed == computed  # every panel came ready
+    assert page.locator("#age").text_content().startswith("updated ")
+    context.close()

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from traceglider.dashboard.answers import answers_for, sites_in
+from traceglider.dashboard.panels import PREPARED_KINDS
 from traceglider.errors import BadRequest, Forbidden, NotFound, TGError, Unauthorized
 from traceglider.ingest.edge import is_secure
 from traceglider.stats.api import api_token, engine_for, handle, params_of, plausible_errors
@@ -162,13 +165,7 @@ def build_router(settings: Settings, storage: Storage) -> APIRouter:
         return {"role": "owner", "sites": list_sites()}
 
     def list_sites() -> list[str]:
-        configured = list(getattr(settings, "sites", ()) or ())
-        if configured:
-            return configured
-        found = set()
-        for info in storage.list("events/site="):
-            found.add(info.key.split("/")[1].removeprefix("site="))
-        return sorted(found)
+        return list(getattr(settings, "sites", ()) or ()) or sites_in(storage)
 
     @router.get("/dashboard/api/shares")
     @plausible_errors
@@ -213,7 +210,11 @@ def build_router(settings: Settings, storage: Storage) -> APIRouter:
             raise NotFound("unknown panel")
         params = params_of(request)
         guarded(request, (params.get("site_id") or "").strip().lower())
-        return handle(kind, engine_for(settings, storage), params)
+        answers = answers_for(settings, storage)
+        if answers is None or kind not in PREPARED_KINDS:
+            return handle(kind, engine_for(settings, storage), params)
+        answer, age = answers.get(kind, params)
+        return JSONResponse(jsonable_encoder(answer), headers={"Age": str(int(age))})
 
     _ = TGError
     return router

@@ -50,11 +50,19 @@
     return fetch("/dashboard/api/" + kind + "?" + params(extra), { credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) { window.location.reload(); }
+        noteAge(Number(r.headers.get("Age") || 0));
         return r.json().then(function (body) {
           if (!r.ok) { throw new Error(body && body.error ? body.error : "HTTP " + r.status); }
           return body;
         });
       });
+  }
+  // Panels may come from the server's last computation (see dashboard/answers.py):
+  // say how old the oldest one on the page is.
+  function noteAge(seconds) {
+    state.age = Math.max(state.age || 0, seconds || 0);
+    var a = state.age;
+    $("age").textContent = a >= 5 ? "updated " + (a < 90 ? a + " s" : Math.round(a / 60) + " min") + " ago" : "";
   }
   function showError(e) { var b = $("error"); b.hidden = false; b.textContent = String(e && e.message ? e.message : e); }
 
@@ -250,6 +258,7 @@
 
   function refresh() {
     $("error").hidden = true;
+    state.age = 0; $("age").textContent = "";
     saveHash(); renderFilters();
     var jobs = [
       get("aggregate", { metrics: Object.keys(LABELS).join(","), compare: "previous_period" }).then(renderHeadline),
