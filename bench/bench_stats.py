@@ -25,47 +25,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from traceglider import demo_data  # noqa: E402
-from traceglider.stats import query as Q  # noqa: E402
 from traceglider.stats import service  # noqa: E402
 from traceglider.stats.engine import Engine  # noqa: E402
 from traceglider.storage.local import LocalStorage  # noqa: E402
 
 SITE = "bench.example"
-PANELS = [
-    ("aggregate", {"metrics": "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration",
-                   "compare": "previous_period"}),
-    ("timeseries", {"metrics": "visitors"}),
-    ("breakdown", {"property": "event:page", "metrics": "visitors,pageviews,scroll_depth", "limit": "10"}),
-    ("breakdown", {"property": "visit:entry_page", "limit": "10"}),
-    ("breakdown", {"property": "visit:source", "limit": "10"}),
-    ("breakdown", {"property": "visit:country", "limit": "10"}),
-    ("breakdown", {"property": "visit:device", "limit": "10"}),
-    ("breakdown", {"property": "visit:browser", "limit": "10"}),
-    ("breakdown", {"property": "visit:os", "limit": "10"}),
-    ("breakdown", {"property": "event:name", "metrics": "visitors,events", "limit": "10"}),
-    ("goals", {}),
-    ("funnel", {}),
-    ("realtime", {}),
-]
 
 
 def dashboard(engine: Engine, now: datetime) -> float:
-    base = {"site_id": SITE, "period": "30d"}
+    """Every request of the dashboard's default view (`dashboard/panels.py`, the same
+    the page makes), plus realtime visitors."""
+    from traceglider.dashboard.panels import default_requests
+    from traceglider.stats.api import handle
+
+    requests = default_requests(SITE, lambda site: service.site_config(engine, site))
     started = time.perf_counter()
-    for kind, extra in PANELS:
-        params = {**base, **extra}
-        if kind == "aggregate":
-            service.aggregate(engine, Q.parse(params, now))
-        elif kind == "timeseries":
-            service.timeseries(engine, Q.parse(params, now))
-        elif kind == "breakdown":
-            service.breakdown(engine, Q.parse(params, now))
-        elif kind == "goals":
-            service.goal_rows(engine, Q.parse(params, now), service.site_goals(engine, SITE))
-        elif kind == "funnel":
-            service.funnel(engine, Q.parse(params, now), demo_data.DEMO_FUNNELS[0]["steps"])
-        else:
-            service.realtime_visitors(engine, SITE)
+    for kind, params in requests:
+        handle(kind, engine, params)
+    service.realtime_visitors(engine, SITE)
     return time.perf_counter() - started
 
 

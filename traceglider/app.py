@@ -90,7 +90,6 @@ def create_app(
         sink.start()
         refresher = asyncio.create_task(_keep_warm(pipeline))
         preparing = None  # kept referenced while it runs
-        answers = answers_for(settings, storage) if settings.mode == "server" else None
         if answers is not None and settings.dashboard_prepare:
             preparing = asyncio.create_task(asyncio.to_thread(_prepare_dashboards, settings, storage, answers))
         try:
@@ -111,6 +110,7 @@ def create_app(
     app.include_router(dashboard_router(settings, storage))
     app.include_router(rights_router(settings, storage, sink))
 
+    answers = answers_for(settings, storage) if settings.mode == "server" else None
     tracker = TrackerScript()
 
     @app.get("/t.js", include_in_schema=False)
@@ -128,6 +128,8 @@ def create_app(
             "dropped_events": pipeline.drop_counts(),
             **sink.status(),
         }
+        if answers is not None:
+            body["dashboard"] = answers.status()
         return JSONResponse(body, status_code=200 if healthy else 503,
                             headers={"Cache-Control": "no-store"})
 

@@ -241,3 +241,25 @@ def test_an_evicted_period_is_dropped_and_built_again(tmp_path) -> None:
                         if date == "2026-11-20" else [])
     assert len(eng.fetch("SELECT * FROM duckdb_tables()")) == 4  # events, sessions, visits, attrs
     eng.close()
+
+
+def test_unfiltered_counts_from_the_visits_table_match_the_events(demo_root) -> None:
+    """Visitors, pageviews and events without an event filter come from each visit's
+    counts of the period's events; an event filter matching every event makes the same
+    query read the events table. Periods cutting through visits at both ends included."""
+    engine = Engine(LocalStorage(demo_root))
+    now = datetime.fromtimestamp(1_764_244_800, tz=UTC)
+    every_event = "event:page!=/never-seen"
+    periods = [{"period": "day"}, {"period": "7d"}, {"period": "30d"},
+               {"period": "custom", "date": "2025-11-10,2025-11-12"}, {"period": "day", "date": "2025-11-20"}]
+    for extra in periods:
+        for visit_filter in ("", "visit:device==mobile"):
+            base = {"site_id": "demo.example", "metrics": "visitors,pageviews,events", **extra}
+            fast = Q.parse({**base, "filters": visit_filter} if visit_filter else base, now)
+            slow = Q.parse({**base, "filters": ";".join(f for f in (visit_filter, every_event) if f)}, now)
+            a, b = service.aggregate(engine, fast), service.aggregate(engine, slow)
+            assert a == b, (extra, visit_filter)
+            assert a["results"]["visitors"]["value"] > 0
+            total = service.goal_rows(engine, fast, ["Visit /"])[0]
+            assert total == service.goal_rows(engine, slow, ["Visit /"])[0]
+    engine.close()

@@ -54,6 +54,7 @@ class Answers:
         self.clock = clock
         self.today = today  # rolling periods ("30d") move at midnight: part of the key
         self.computed = 0  # computations run while a browser waited (for tests and logs)
+        self.last_round = 0.0
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -79,6 +80,13 @@ class Answers:
         with self._lock:
             self.computed += 1
         return answer, 0.0
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz: answers ready, prepared ones still pending, the last round's time."""
+        with self._lock:
+            ready = sum(1 for e in self._entries.values() if e.answer is not None)
+            return {"ready": ready, "pending": len(self._entries) - ready,
+                    "last_round_seconds": round(self.last_round, 3)}
 
     def prepare(self, requests: Iterable[tuple[str, dict[str, str]]]) -> None:
         """Compute these now, in the background, as if someone had just asked."""
@@ -144,7 +152,10 @@ class Answers:
                         del self._entries[key]  # never computed: the next request computes it
                 continue
             self._store(key, answer, at)
-        return self.clock() - started
+        worked = self.clock() - started
+        if worked > 0.001:
+            self.last_round = worked
+        return worked
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# the custom events panel: no pageviews, and not the measurements (engagement, vitals)
+EVENTS_ONLY = "event:goal!=Visit **;event:name!=engagement|vital"
 HEADLINE = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration"
 # Answers that may be served from the last computation (`answers.py`); realtime and the
 # site's configuration are cheap and always read as they are.
@@ -26,7 +28,7 @@ def default_requests(site: str, config: Callable[[str], dict[str, Any]]) -> list
         ("breakdown", {**base, "property": "visit:country", "limit": "10", "metrics": "visitors"}),
         ("breakdown", {**base, "property": "visit:device", "limit": "10", "metrics": "visitors"}),
         ("breakdown", {**base, "property": "event:name", "limit": "10", "metrics": "visitors,events",
-                       "filters": "event:goal!=Visit **"}),
+                       "filters": EVENTS_ONLY}),
         ("goals", {**base, "metrics": "visitors,events,conversion_rate"}),
     ]
     funnels = config(site).get("funnels") or []

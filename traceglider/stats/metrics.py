@@ -40,6 +40,13 @@ VISIT_TABLE_EVENT_METRICS = {
     "pageviews": "sum(v.pageviews)",
     "events": "sum(v.pageviews + v.interactions)",
 }
+# The same, without event filters, from each visit's counts of the events inside the
+# period (the visits table also holds visits running into it or out of it).
+VISIT_PERIOD_METRICS = {
+    "visitors": "count(DISTINCT v.vh) FILTER (WHERE v.n_in > 0)",
+    "pageviews": "sum(v.pv_in)",
+    "events": "sum(v.ev_in)",
+}
 PAGE_METRICS = {
     "scroll_depth": "round(avg(p.scroll))",
     "time_on_page": "round(avg(p.engaged) / 1000.0)",

@@ -194,11 +194,11 @@ def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]
         return []
     ds = _dataset(engine, q)
     p = S.Params()
-    base = S.filtered_events(q.with_filters(tuple(f for f in q.filters if f.property != "event:goal")),
-                             p, ds.events, ds.visits)
+    rest = q.with_filters(tuple(f for f in q.filters if f.property != "event:goal"))
+    base = S.filtered_events(rest, p, ds.events, ds.visits)
     # All visitors, then one pass grouped by visitor over the events matching a goal
     # only: did they convert on each goal, and how often.
-    per, cols, conds = [], ["(SELECT count(*) FROM (SELECT e.vh FROM fe e GROUP BY e.vh))"], []
+    per, cols, conds = [], [S.total_visitors(rest, p, ds.events, ds.visits)], []
     for i, g in enumerate(goals):
         cond = S.goal_condition(g, "e", p)
         conds.append(cond)
@@ -233,7 +233,7 @@ def funnel(engine: Engine, q: Query, steps: list[str]) -> dict[str, Any]:
         ctes.append(f"s{i} AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e "
                     f"JOIN s{i - 1} s ON s.vkey = e.vkey AND e.ts >= s.t WHERE e.c{i} GROUP BY e.vkey)")
     counts = ", ".join(f"(SELECT count(DISTINCT vh) FROM s{i})" for i in range(len(steps)))
-    row = engine.fetch(f"WITH {', '.join(ctes)} SELECT (SELECT count(DISTINCT vh) FROM fe), {counts}",
+    row = engine.fetch(f"WITH {', '.join(ctes)} SELECT {S.total_visitors(q, p, ds.events, ds.visits)}, {counts}",
                        p.values)[0]
     total = int(row[0] or 0)
     result = []

@@ -121,6 +121,20 @@ def filtered_events(q: Query, p: Params, events: str, visits: str) -> str:
     return f"SELECT * FROM {events} e WHERE {' AND '.join(conds)}"
 
 
+def _where(conds: list[str]) -> str:
+    return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+
+def total_visitors(q: Query, p: Params, events: str, visits: str) -> str:
+    """A scalar subquery: unique visitors of the period passing the filters. Without
+    event filters, from the visits table (each visit knows whether it had an event in
+    the period): a sixth of the rows of the events table."""
+    if has_event_filters(q):
+        return f"(SELECT count(DISTINCT e.vh) FROM ({filtered_events(q, p, events, visits)}) e)"
+    return (f"(SELECT {M.VISIT_PERIOD_METRICS['visitors']} FROM {visits} v"
+            f"{_where(visit_where(q, p, 'v', period=False))})")
+
+
 def filtered_visits(q: Query, p: Params, events: str, visits: str) -> str:
     """Visits started in the period passing visit filters and holding a matching event."""
     conds = visit_where(q, p)
@@ -155,6 +169,9 @@ def aggregate(q: Query, events: str, visits: str, dim: str | None = None,
             ctes.append(f"fv0 AS ({filtered_visits(q, p, events, visits)})")
             parts.append(("em", f"SELECT {vdim} AS d, {_select(M.VISIT_TABLE_EVENT_METRICS, tuple(want_event))} "
                                 f"FROM fv0 v GROUP BY d"))
+        elif not group and not has_event_filters(q):  # the visits' counts of the period's events
+            parts.append(("em", f"SELECT {_select(M.VISIT_PERIOD_METRICS, tuple(want_event))} "
+                                f"FROM {visits} v{_where(visit_where(q, p, 'v', period=False))}"))
         else:
             parts.append(("em", f"SELECT {d_e}{_select(M.EVENT_METRICS, tuple(want_event))} FROM fe e{by}"))
     if want_visit:

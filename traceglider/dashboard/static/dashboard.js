@@ -13,6 +13,8 @@
     devices: { title: "Devices", tabs: [["visit:device", "Devices"], ["visit:browser", "Browsers"], ["visit:os", "OS"]] },
     events: { title: "Custom events", tabs: [["event:name", "Events"]] }
   };
+  // The custom events panel: no pageviews, and not the measurements (engagement, vitals).
+  var EVENTS_ONLY = "event:goal!=Visit **;event:name!=engagement|vital";
   var tabs = {};
 
   function el(tag, cls, text) {
@@ -199,12 +201,10 @@
     var spec = PANELS[name]; var prop = tabs[name] || spec.tabs[0][0]; tabs[name] = prop;
     var metrics = name === "pages" && prop === "event:page" ? ["visitors", "pageviews", "scroll_depth"] : ["visitors"];
     var extra = { property: prop, limit: "10", metrics: metrics.join(",") };
-    if (name === "events") { extra.filters = [filterString(), "event:goal!=Visit **"].filter(Boolean).join(";"); metrics = ["visitors", "events"]; extra.metrics = "visitors,events"; }
+    if (name === "events") { extra.filters = [filterString(), EVENTS_ONLY].filter(Boolean).join(";"); metrics = ["visitors", "events"]; extra.metrics = "visitors,events"; }
     return get("breakdown", extra).then(function (data) {
       clear(card); head(card, spec.title, metrics); tabbar(card, name, spec);
-      var rows = data.results;
-      if (name === "events") { rows = rows.filter(function (r) { return r.name !== "pageview" && r.name !== "engagement" && r.name !== "vital"; }); }
-      table(card, rows, keyOf(prop), metrics, function (r) {
+      table(card, data.results, keyOf(prop), metrics, function (r) {
         if (name === "events") { return eventProps(card, r.name); }
         addFilter(prop, String(r[keyOf(prop)]));
       });
