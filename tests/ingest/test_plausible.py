@@ -35,6 +35,12 @@ def test_the_short_keys_of_plausibles_script() -> None:
     assert row["ctx"] == '{"interactive":false}'
 
 
+def test_the_fragment_is_part_of_the_page_only_in_hash_mode() -> None:
+    url = "https://example.com/app#/settings"
+    assert parse(n="pageview", u=url, d="example.com")[0]["url"] == "https://example.com/app"
+    assert parse(n="pageview", u=url, d="example.com", h=1)[0]["url"] == url
+
+
 @pytest.mark.parametrize(("name", "kind"), [
     ("pageview", "pageview"), ("engagement", "engagement"), ("Outbound Link: Click", "click"),
     ("File Download", "click"), ("404", "custom"), ("Purchase", "custom"),

@@ -31,6 +31,7 @@ _FIELDS = {
     "referrer": ("referrer", "r"), "props": ("props", "p", "meta", "m"),
     "revenue": ("revenue", "$"), "interactive": ("interactive", "i"),
     "scroll_depth": ("sd",), "engagement_time": ("e",), "screen_width": ("w",),
+    "hash_mode": ("h",),
 }
 
 
@@ -116,6 +117,8 @@ def parse_plausible(document: Any, received_at: int) -> tuple[str, list[dict[str
     assert url is not None
     if not url.lower().startswith(("http://", "https://")):
         raise BadRequest(f"{_field(document, 'url')[0]}: must be an http(s) URL")
+    if not _field(document, "hash_mode")[1]:
+        url = url.partition("#")[0]  # as Plausible: the fragment is the page only in hash mode
     domain_key, domains = _field(document, "domain")
     if not isinstance(domains, str) or not domains.strip():
         raise BadRequest(f"{domain_key}: required, the site domain (or a comma-separated list)")

@@ -7,7 +7,8 @@ every stored text that may carry one:
   session tokens and everything else are removed;
 - e-mail addresses anywhere become `[email]`; tokens (JWTs, long random strings,
   `key=`-style secrets) become `[token]`; UUIDs and ordinary slugs are kept;
-- user:password@ and fragments go (a fragment survives only as a `#/route`);
+- user:password@ and fragments go (a fragment survives only as a `#/route`, which
+  is then part of the page's `path` too: hash-routed apps get a row per route);
 - the referrer keeps scheme, host and path: its query and fragment never reach storage;
 - URLs inside props (outbound links, downloads) lose their query and fragment;
 - lengths are capped (constants below): longer values are cut, never rejected, since
@@ -138,7 +139,10 @@ def make_hygiene_step(
         query = row["query"] = clean_query(row.get("query"), allowed)
         row["url"] = clean_url(row.get("url"), allowed, MAX_URL, query or "")
         if row.get("path"):
-            row["path"] = scrub(row["path"])[:MAX_PATH]
+            # a hash router's route is the page: "/app#/settings" (kept in the URL only
+            # when the tracker runs in hash mode, or Plausible's script sent `h`)
+            route = row["url"].partition("#")[2] if row["url"] and "#" in row["url"] else ""
+            row["path"] = scrub(row["path"])[:MAX_PATH] + (f"#{route}" if route else "")
         row["referrer"] = clean_url(row.get("referrer"), None, MAX_REFERRER)
         if row.get("title"):
             row["title"] = scrub(row["title"])[:MAX_TITLE]
