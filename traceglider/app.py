@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from traceglider import __version__
 from traceglider.config import Settings
 from traceglider.dashboard.answers import Answers, answers_for, close_answers, prepare_dashboards
+from traceglider.dashboard.routes import dashboard_router
 from traceglider.errors import TGError
 from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
@@ -28,7 +29,7 @@ from traceglider.rights import rights_router
 from traceglider.secrets import ensure_secret
 from traceglider.sinks import DirectSink, Sink, SpoolSink
 from traceglider.static_files import TrackerScript
-from traceglider.stats.api import dashboard_router, stats_router
+from traceglider.stats.api import stats_router
 from traceglider.storage import Storage, open_storage
 
 log = logging.getLogger("traceglider")

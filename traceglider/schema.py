@@ -14,7 +14,7 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("client_ts", pa.timestamp("ms", tz="UTC"), "browser clock time of the event, UTC"),
     ("url", pa.string(), "page URL after query hygiene"),
     ("hostname", pa.string(), "host of the page URL"),
-    ("path", pa.string(), "path of the page URL"),
+    ("path", pa.string(), "path of the page URL, with a hash router's route when there is one (/app#/settings)"),
     ("query", pa.string(), "query string kept after hygiene"),
     ("referrer", pa.string(), "referrer URL after hygiene"),
     ("referrer_host", pa.string(), "host of the referrer"),

@@ -55,7 +55,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import uvicorn
     from fastapi import FastAPI
 
-    from traceglider.stats.api import dashboard_router, stats_router
+    from traceglider.dashboard.routes import dashboard_router
+    from traceglider.stats.api import stats_router
 
     root = tmp_path_factory.mktemp("dash")
     storage = LocalStorage(root)

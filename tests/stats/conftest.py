@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from traceglider import demo_data
 from traceglider.config import load
-from traceglider.stats.api import dashboard_router, stats_router
+from traceglider.dashboard.routes import dashboard_router
+from traceglider.stats.api import stats_router
 from traceglider.storage.local import LocalStorage
 
 SITE = "demo.example"

@@ -79,7 +79,7 @@ def _page(name: str) -> HTMLResponse:
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
-def build_router(settings: Settings, storage: Storage) -> APIRouter:
+def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def session(request: Request) -> dict[str, Any] | None:

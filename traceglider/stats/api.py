@@ -1,4 +1,5 @@
-"""HTTP routes of the stats API (Plausible v1 compatible), export, funnels and navigation.
+"""HTTP routes of the stats API (Plausible v1 compatible), export, funnels and navigation;
+the dashboard's routes (`dashboard/routes.py`) use the helpers here.
 
 Errors answer as Plausible does: `{"error": "..."}` with 400 or 401. Nothing here
 imports DuckDB at module level, so including the router costs nothing at cold start.
@@ -149,8 +150,3 @@ def stats_router(settings: Settings, storage: Storage) -> APIRouter:
 
     return router
 
-
-def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
-    from traceglider.dashboard.routes import build_router
-
-    return build_router(settings, storage)
