@@ -94,12 +94,18 @@ def test_errors_reach_the_browser_and_are_not_kept() -> None:
     assert answers.get("aggregate", P) == ({"n": 1}, 0.0)
 
 
-def test_a_new_day_starts_afresh() -> None:
+def test_a_new_day_starts_afresh_and_prepares_its_default_views_again() -> None:
     answers, clock, compute, day = make()
     answers.get("aggregate", P)
+    answers.prepare([("timeseries", P)])
+    answers.refresh_round()
     day[0] = "2026-11-29"  # "30d" now means other days
     clock.now += 1
-    assert answers.get("aggregate", P) == ({"n": 2}, 0.0)
+    assert answers.get("aggregate", P) == ({"n": 3}, 0.0)
+    answers.refresh_round()  # the prepared one, for the new day
+    assert compute.calls[-1][0] == "timeseries" and len(compute.calls) == 4
+    assert answers.get("timeseries", P) == ({"n": 4}, 0.0)
+    assert answers.computed == 2
 
 
 def test_the_background_thread_refreshes_and_stops() -> None:

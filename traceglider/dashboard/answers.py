@@ -55,6 +55,7 @@ class Answers:
         self.today = today  # rolling periods ("30d") move at midnight: part of the key
         self.computed = 0  # computations run while a browser waited (for tests and logs)
         self.last_round = 0.0
+        self._prepared: list[tuple[str, dict[str, str]]] = []
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -90,14 +91,18 @@ class Answers:
 
     def prepare(self, requests: Iterable[tuple[str, dict[str, str]]]) -> None:
         """Compute these now, in the background, as if someone had just asked."""
-        now = self.clock()
         with self._lock:
-            for kind, params in requests:
-                key = self.key(kind, params)
-                if key not in self._entries:
-                    self._entries[key] = _Entry(None, float("-inf"), now, pinned=True)
+            self._prepared += [(kind, dict(params)) for kind, params in requests]
+            self._pin_prepared(self.clock())
         self._ensure_thread()
         self._wake.set()
+
+    def _pin_prepared(self, now: float) -> None:
+        """Placeholders for today's keys of the prepared requests (lock held)."""
+        for kind, params in self._prepared:
+            key = self.key(kind, params)
+            if key not in self._entries:
+                self._entries[key] = _Entry(None, float("-inf"), now, pinned=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -130,6 +135,7 @@ class Answers:
         with self._lock:
             for key in [k for k in self._entries if k[2] != today]:
                 del self._entries[key]  # yesterday's rolling periods
+            self._pin_prepared(now)  # and today's default views
             return [k for k, e in self._entries.items()
                     if now - e.computed >= (self.refresh if now - e.seen <= WATCH_SECONDS
                                             else self.max_stale / 2 if e.pinned else float("inf"))]
