@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.markdown import table  # noqa: E402
 from traceglider import demo_data  # noqa: E402
 from traceglider.stats import service  # noqa: E402
 from traceglider.stats.engine import Engine  # noqa: E402
@@ -136,10 +137,7 @@ def main() -> None:
             label = "moto S3" + (", after compaction" if compact(s3) else "")
             rows.append([f"{n:,}", *measure(s3, label, now, endpoint), "–"])
             server.stop()
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    print("\n".join(lines))
+    print(table(rows))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.markdown import table  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.helpers import BROWSER_UA  # noqa: E402
 from traceglider.dashboard.panels import default_requests  # noqa: E402
@@ -133,10 +134,7 @@ def main() -> None:
     rows.append(run("computed on request (baseline)", Path(args.data), args.site, args.seconds, args.rate,
                     args.every, {"TG_DASHBOARD_REFRESH": "0", "TG_DASHBOARD_PREPARE": "false"}))
     rows.append(run("kept ready (default)", Path(args.data), args.site, args.seconds, args.rate, args.every, {}))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    print("\n".join(lines))
+    print(table(rows))
 
 
 if __name__ == "__main__":
