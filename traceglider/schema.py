@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from traceglider.storage.layout import VISIT_TIMEOUT_MINUTES  # noqa: F401 - the visit rule, for importers
+
 # Order matters only for readability of the files; readers select by name.
 EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("event_id", pa.string(), "unique id of the event (client-made, or server-made when absent)"),
@@ -56,9 +58,6 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
 EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in EVENT_FIELDS])
 COLUMNS: list[str] = [n for n, _, _ in EVENT_FIELDS]
 
-# A visit ends after this long without an event from its visitor. The one definition
-# the collector's session ids, compaction's visit ids and the stats all use.
-VISIT_TIMEOUT_MINUTES = 30
 
 # `site` and `date` live in the Hive path (`site=S/date=D`), not inside the files:
 # Spark and Athena refuse a column that is both a partition and a data column.

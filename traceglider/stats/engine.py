@@ -30,9 +30,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from traceglider.schema import VISIT_TIMEOUT_MINUTES
-from traceglider.storage.compact import VISIT_ID_SQL, compacted_group, previous_date, up_to_date
-from traceglider.storage.parquet import EVENTS_PREFIX, parse_key
+from traceglider.storage.layout import (
+    EVENTS_PREFIX,
+    VISIT_ID_SQL,
+    VISIT_TIMEOUT_MINUTES,
+    compacted_group,
+    parse_key,
+    previous_date,
+    up_to_date,
+)
 
 if TYPE_CHECKING:
     from traceglider.storage.base import Storage
@@ -177,9 +183,14 @@ class Plan:
 class Dataset:
     def __init__(self, events: str, visits: str, files: int, rows: int, built_s: float,
                  types: tuple[str, ...] = (), sessions: str = "", attrs: str = "",
-                 fast: list[str] | None = None) -> None:
-        self.types = types
-        self.events = events
+                 fast: list[str] | None = None, make_events: Callable[[], tuple[str, ...]] | None = None) -> None:
+        self.types = list(types)
+        # The events table: made on first use when `make_events` is given (a period
+        # whose queries all read the visits, such as the previous period of a
+        # comparison, never stores its events).
+        self.events_name = events
+        self._make_events = make_events
+        self._events_lock = threading.Lock()
         # `visits` is the sessions table (no visit attributes) until they are asked
         # for, then the full visits table; both stay until the dataset is dropped.
         self.full_visits = visits
@@ -191,6 +202,19 @@ class Dataset:
         self.files = files
         self.rows = rows
         self.built_s = built_s
+
+    @property
+    def events(self) -> str:
+        if self._make_events is not None:
+            with self._events_lock:
+                if self._make_events is not None:
+                    self.types += self._make_events()
+                    self._make_events = None
+        return self.events_name
+
+    @property
+    def has_events(self) -> bool:
+        return self._make_events is None
 
 
 class Engine:
@@ -346,28 +370,51 @@ class Engine:
     def _build(self, key: str, plan: Plan, start: datetime, end: datetime) -> Dataset:
         started = time.perf_counter()
         r, c, k, e, v, a, s = (f"{key}_{x}" for x in "rckevas")
+        period = {"start": _naive(start), "end": _naive(end)}
+        files = {"files": self.uris(plan.fast)} if plan.fast else {}
         cur = self.cursor()
         try:
-            types = self._enum_types(cur, key, plan.fast + plan.slow)
-            casts = ", ".join(f"{c}::{t} AS {c}" for c, t in types.items())
-            cols = ", ".join(self.columns)
-            files = {"files": self.uris(plan.fast)} if plan.fast else {}
-            if plan.fast:
-                cur.execute(_BUILD_FAST.format(e=e, casts=casts, cols=cols), files)
-            else:
-                cur.execute(f"CREATE TABLE {e} AS SELECT {cols} FROM (SELECT * REPLACE ({casts}) "
-                            f"FROM (SELECT NULL::BIGINT AS vkey, {_SELECT}, NULL::BIGINT AS src "
-                            f"FROM ({_EMPTY}))) WHERE false")
             cur.execute(f"CREATE TABLE {a} AS SELECT NULL::BIGINT AS src, "
                         + ", ".join(f"NULL::VARCHAR AS {c}" for c in _VISIT_ATTRS) + " WHERE false")
+            if plan.fast and not plan.slow:
+                # compacted days only: the visits straight from the files, the events
+                # table when a query first reads it
+                scan = f"(SELECT visit_id AS vkey, {_SELECT}, {_SRC} AS src FROM {_FAST_SCAN})"
+                cur.execute(_SESSIONS_TABLE.format(e=scan, s=s), {**period, **files})
+                rows = cur.execute("SELECT count(*) FROM read_parquet($files)", files).fetchone()[0]
+
+                def make_events() -> tuple[str, ...]:
+                    cursor = self.cursor()
+                    try:
+                        return self._events_table(cursor, key, plan, e)
+                    finally:
+                        cursor.close()
+
+                return Dataset(e, v, len(plan.fast), int(rows), time.perf_counter() - started,
+                               sessions=s, attrs=a, fast=files.get("files"), make_events=make_events)
+            types = self._events_table(cur, key, plan, e)
             if plan.slow:
                 self._build_slow(cur, plan, r, c, k, e, a)
-            cur.execute(_SESSIONS_TABLE.format(e=e, s=s), {"start": _naive(start), "end": _naive(end)})
+            cur.execute(_SESSIONS_TABLE.format(e=e, s=s), period)
             rows = cur.execute(f"SELECT count(*) FROM {e}").fetchone()[0]
         finally:
             cur.close()
         return Dataset(e, v, len(plan.fast) + len(plan.slow), int(rows), time.perf_counter() - started,
-                       tuple(types.values()), sessions=s, attrs=a, fast=files.get("files"))
+                       types, sessions=s, attrs=a, fast=files.get("files"))
+
+    def _events_table(self, cur: Any, key: str, plan: Plan, e: str) -> tuple[str, ...]:
+        """The events table of the compacted files (the recomputed ones are added by
+        `_build_slow`); the names of the ENUM types it uses."""
+        types = self._enum_types(cur, key, plan.fast + plan.slow)
+        casts = ", ".join(f"{c}::{t} AS {c}" for c, t in types.items())
+        cols = ", ".join(self.columns)
+        if plan.fast:
+            cur.execute(_BUILD_FAST.format(e=e, casts=casts, cols=cols), {"files": self.uris(plan.fast)})
+        else:
+            cur.execute(f"CREATE TABLE {e} AS SELECT {cols} FROM (SELECT * REPLACE ({casts}) "
+                        f"FROM (SELECT NULL::BIGINT AS vkey, {_SELECT}, NULL::BIGINT AS src "
+                        f"FROM ({_EMPTY}))) WHERE false")
+        return tuple(types.values())
 
     def _enum_types(self, cur: Any, key: str, keys: list[str]) -> dict[str, str]:
         """One ENUM type per low-cardinality string column, holding the values of the
@@ -408,7 +455,7 @@ class Engine:
         try:
             cur = self.cursor()
             try:
-                cur.execute(f"DROP TABLE IF EXISTS {dataset.events}; DROP TABLE IF EXISTS {dataset.full_visits}; "
+                cur.execute(f"DROP TABLE IF EXISTS {dataset.events_name}; DROP TABLE IF EXISTS {dataset.full_visits}; "
                             f"DROP TABLE IF EXISTS {dataset.sessions}; DROP TABLE IF EXISTS {dataset.attrs}"
                             + "".join(f"; DROP TYPE IF EXISTS {t}" for t in dataset.types))
             finally:

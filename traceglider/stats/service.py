@@ -24,7 +24,7 @@ def _dataset(engine: Engine, q: Query, prop: str = "") -> Any:
 
 def _run(engine: Engine, q: Query, **kw: Any) -> tuple[list[tuple], Any]:
     ds = _dataset(engine, q)
-    sql, params = S.aggregate(q, ds.events, ds.visits, **kw)
+    sql, params = S.aggregate(q, lambda: ds.events, ds.visits, **kw)
     return engine.fetch(sql, params), ds
 
 
@@ -124,11 +124,11 @@ def breakdown(engine: Engine, q: Query, goals: list[str] | None = None) -> dict[
     level = "event" if prop.startswith("event:") else "visit"
     if level == "event":
         dim = S.column(prop, "e", p)
-        sql, params = S.aggregate(qq, ds.events, ds.visits, dim=dim, limit=q.limit,
+        sql, params = S.aggregate(qq, lambda: ds.events, ds.visits, dim=dim, limit=q.limit,
                                   offset=(q.page - 1) * q.limit, params=p)
     else:
         vdim = S.column(prop, "v", p)
-        sql, params = S.aggregate(qq, ds.events, ds.visits, dim=vdim, vdim=vdim,
+        sql, params = S.aggregate(qq, lambda: ds.events, ds.visits, dim=vdim, vdim=vdim,
                                   limit=q.limit, offset=(q.page - 1) * q.limit, params=p)
     rows = engine.fetch(sql, params)
     results = []
@@ -198,7 +198,7 @@ def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]
     base = S.filtered_events(rest, p, ds.events, ds.visits)
     # All visitors, then one pass grouped by visitor over the events matching a goal
     # only: did they convert on each goal, and how often.
-    per, cols, conds = [], [S.total_visitors(rest, p, ds.events, ds.visits)], []
+    per, cols, conds = [], [S.total_visitors(rest, p, lambda: ds.events, ds.visits)], []
     for i, g in enumerate(goals):
         cond = S.goal_condition(g, "e", p)
         conds.append(cond)

@@ -8,6 +8,7 @@ regular expressions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +113,18 @@ def has_visit_filters(q: Query) -> bool:
     return any(f.level == "visit" for f in q.filters)
 
 
-def filtered_events(q: Query, p: Params, events: str, visits: str) -> str:
+# The events table's name, or a function giving it: the engine stores a period's
+# events only when a query first reads them (see `Dataset.events`).
+Events = str | Callable[[], str]
+
+
+def _name(events: Events) -> str:
+    return events() if callable(events) else events
+
+
+def filtered_events(q: Query, p: Params, events: Events, visits: str) -> str:
     """Events of the period passing all filters (visit filters through their visit)."""
+    events = _name(events)
     conds = event_where(q, p)
     if has_visit_filters(q):
         vconds = visit_where(q, p, "v", period=False)
@@ -125,7 +136,7 @@ def _where(conds: list[str]) -> str:
     return f" WHERE {' AND '.join(conds)}" if conds else ""
 
 
-def total_visitors(q: Query, p: Params, events: str, visits: str) -> str:
+def total_visitors(q: Query, p: Params, events: Events, visits: str) -> str:
     """A scalar subquery: unique visitors of the period passing the filters. Without
     event filters, from the visits table (each visit knows whether it had an event in
     the period): a sixth of the rows of the events table."""
@@ -135,20 +146,23 @@ def total_visitors(q: Query, p: Params, events: str, visits: str) -> str:
             f"{_where(visit_where(q, p, 'v', period=False))})")
 
 
-def filtered_visits(q: Query, p: Params, events: str, visits: str) -> str:
+def filtered_visits(q: Query, p: Params, events: Events, visits: str) -> str:
     """Visits started in the period passing visit filters and holding a matching event."""
     conds = visit_where(q, p)
     if has_event_filters(q):
         econds = event_where(q.with_filters(tuple(f for f in q.filters if f.level != "visit")), p)
-        conds.append(f"v.vkey IN (SELECT e.vkey FROM {events} e WHERE {' AND '.join(econds)})")
+        conds.append(f"v.vkey IN (SELECT e.vkey FROM {_name(events)} e WHERE {' AND '.join(econds)})")
     return f"SELECT * FROM {visits} v WHERE {' AND '.join(conds)}"
+
+
+_FE = "FROM fe e"  # the filtered events, as the parts below read them
 
 
 def _select(metrics: dict[str, str], wanted: tuple[str, ...]) -> str:
     return ", ".join(f"{metrics[m]} AS {m}" for m in wanted if m in metrics)
 
 
-def aggregate(q: Query, events: str, visits: str, dim: str | None = None,
+def aggregate(q: Query, events: Events, visits: str, dim: str | None = None,
               vdim: str | None = None, vgroup: str | None = None, order: str = "visitors",
               limit: int | None = None, offset: int = 0,
               params: Params | None = None) -> tuple[str, dict[str, Any]]:
@@ -162,7 +176,7 @@ def aggregate(q: Query, events: str, visits: str, dim: str | None = None,
     group = dim is not None
     d_e = f"{dim} AS d, " if group else ""
     by = " GROUP BY d" if group else ""
-    ctes = [f"fe AS ({filtered_events(q, p, events, visits)})"]
+    ctes = []
     parts = []
     if want_event:
         if vdim is not None:  # visit property: the visits table answers
@@ -173,7 +187,7 @@ def aggregate(q: Query, events: str, visits: str, dim: str | None = None,
             parts.append(("em", f"SELECT {_select(M.VISIT_PERIOD_METRICS, tuple(want_event))} "
                                 f"FROM {visits} v{_where(visit_where(q, p, 'v', period=False))}"))
         else:
-            parts.append(("em", f"SELECT {d_e}{_select(M.EVENT_METRICS, tuple(want_event))} FROM fe e{by}"))
+            parts.append(("em", f"SELECT {d_e}{_select(M.EVENT_METRICS, tuple(want_event))} {_FE}{by}"))
     if want_visit:
         ctes.append(f"fv AS ({filtered_visits(q, p, events, visits)})")
         if vdim is not None:
@@ -184,7 +198,7 @@ def aggregate(q: Query, events: str, visits: str, dim: str | None = None,
                                 f"FROM fv v GROUP BY d"))
         elif group:
             parts.append(("vm", f"SELECT x.d, {_select(M.VISIT_METRICS, tuple(want_visit))} FROM "
-                                f"(SELECT DISTINCT {dim} AS d, e.vkey FROM fe e) x "
+                                f"(SELECT DISTINCT {dim} AS d, e.vkey {_FE}) x "
                                 f"JOIN fv v ON v.vkey = x.vkey GROUP BY x.d"))
         else:
             parts.append(("vm", f"SELECT {_select(M.VISIT_METRICS, tuple(want_visit))} FROM fv v"))
@@ -196,9 +210,11 @@ def aggregate(q: Query, events: str, visits: str, dim: str | None = None,
         pgroup = "d, e.vkey, e.path" if group else "e.vkey, e.path"
         parts.append(("pm", f"SELECT {'d, ' if group else ''}{_select(M.PAGE_METRICS, tuple(want_page))} FROM "
                             f"(SELECT {pd}max(e.scroll_depth) AS scroll, sum(e.engagement_ms) AS engaged "
-                            f"FROM fe e WHERE e.type = 'engagement' GROUP BY {pgroup}) p{by}"))
+                            f"{_FE} WHERE e.type = 'engagement' GROUP BY {pgroup}) p{by}"))
     if not parts:
         raise BadRequest("No metric to compute")
+    if any(_FE in sql for _, sql in parts):  # the events table is read only when needed
+        ctes.insert(0, f"fe AS ({filtered_events(q, p, events, visits)})")
     ctes += [f"{name} AS ({sql})" for name, sql in parts]
     names = [name for name, _ in parts]
     cols = ", ".join(f"{m}" for m in wanted if M.kind(m) != "derived")

@@ -23,17 +23,23 @@ half-done run shows every event exactly once and a rerun finishes the job.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date as Date
-from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from traceglider.schema import COMPACTED_SCHEMA, FILE_SCHEMA, VISIT_TIMEOUT_MINUTES
 from traceglider.storage.base import Storage
+from traceglider.storage.layout import (  # noqa: F401 - Group, NO_CARRY, VISIT_ID_SQL: used here and by importers
+    NO_CARRY,
+    VISIT_ID_SQL,
+    Group,
+    compacted_group,
+    previous_date,
+    up_to_date,
+)
 from traceglider.storage.parquet import (
     dedupe,
     list_partitions,
@@ -46,13 +52,8 @@ from traceglider.storage.parquet import (
 
 ROWS_PER_FILE = 2_000_000
 SESSION_GAP_US = VISIT_TIMEOUT_MINUTES * 60 * 1_000_000
-NO_CARRY = "0" * 12
-_COMPACTED = re.compile(r"^cv-([0-9a-f]{20})-([0-9a-f]{12})-([0-9a-f]{12})-(\d+)\.parquet$")
 _TAIL_COLUMNS = ["event_id", "visitor_id", "received_at", "visit_id"]
 
-# The visit key: the first 60 bits of md5(visitor_id '/' first received_at in µs).
-# Stable across DuckDB versions (unlike hash()); the engine uses the same expression.
-VISIT_ID_SQL = "('0x' || md5(coalesce({v}, '') || '/' || epoch_us({t})::VARCHAR)[1:15])::BIGINT"
 
 
 @dataclass
@@ -63,42 +64,6 @@ class CompactionResult:
     files_after: int
     rows_before: int
     rows_after: int
-
-
-@dataclass(frozen=True)
-class Group:
-    """The compacted-file group of a partition: (inputs digest, carry tag, tail tag)."""
-    digest: str
-    carry: str
-    tail: str
-
-
-def compacted_group(keys: list[str]) -> Group | None:
-    """The one `cv-` group all of a partition's keys belong to, or None when any file
-    is not a compacted file with visit ids (raw, older format, rewritten by `forget`)."""
-    groups = set()
-    for key in keys:
-        match = _COMPACTED.match(key.rpartition("/")[2])
-        if not match:
-            return None
-        groups.add(Group(match.group(1), match.group(2), match.group(3)))
-    return groups.pop() if len(groups) == 1 else None
-
-
-def previous_date(date: str) -> str:
-    return (Date.fromisoformat(date) - timedelta(days=1)).isoformat()
-
-
-def up_to_date(keys: list[str], previous_keys: list[str] | None) -> bool:
-    """True when a partition's stored visit ids are right: one compacted group that
-    continued from the current state of the previous date (None: no data that day)."""
-    group = compacted_group(keys)
-    if group is None:
-        return False
-    if not previous_keys:
-        return group.carry == NO_CARRY
-    before = compacted_group(previous_keys)
-    return before is not None and before.tail == group.carry
 
 
 def carry_rows(storage: Storage, previous_keys: list[str], date: str) -> pa.Table:

@@ -7,7 +7,6 @@ Rows are plain dicts keyed by the columns of `traceglider.schema`, with
 from __future__ import annotations
 
 import io
-import re
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -18,24 +17,14 @@ import pyarrow.parquet as pq
 
 from traceglider.schema import FILE_SCHEMA
 from traceglider.storage.base import Storage
+from traceglider.storage.layout import (  # noqa: F401 - the key helpers, for this module's importers
+    EVENTS_PREFIX,
+    object_key,
+    parse_key,
+    partition_prefix,
+)
 
-EVENTS_PREFIX = "events/"
-_PARTITION = re.compile(r"^events/site=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.parquet)$")
 ROW_GROUP_SIZE = 256 * 1024
-
-
-def partition_prefix(site: str, date: str) -> str:
-    return f"{EVENTS_PREFIX}site={site}/date={date}/"
-
-
-def object_key(site: str, date: str, name: str) -> str:
-    return f"{partition_prefix(site, date)}{name}.parquet"
-
-
-def parse_key(key: str) -> tuple[str, str, str] | None:
-    """(site, date, file name) of an event object key, or None for other keys."""
-    match = _PARTITION.match(key)
-    return (match.group(1), match.group(2), match.group(3)) if match else None
 
 
 def utc_date(micros: int) -> str:

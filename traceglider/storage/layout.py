@@ -1,0 +1,72 @@
+"""Names in storage: partition keys, compacted-file groups, the visit key. No pyarrow
+here, so the stats engine and `traceglider stats` start without it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date as Date
+from datetime import timedelta
+
+# A visit ends after this long without an event from its visitor. The one definition
+# the collector's session ids, compaction's visit ids and the stats all use.
+VISIT_TIMEOUT_MINUTES = 30
+
+EVENTS_PREFIX = "events/"
+_PARTITION = re.compile(r"^events/site=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.parquet)$")
+NO_CARRY = "0" * 12
+_COMPACTED = re.compile(r"^cv-([0-9a-f]{20})-([0-9a-f]{12})-([0-9a-f]{12})-(\d+)\.parquet$")
+
+# The visit key: the first 60 bits of md5(visitor_id '/' first received_at in µs).
+# Stable across DuckDB versions (unlike hash()); the engine uses the same expression.
+VISIT_ID_SQL = "('0x' || md5(coalesce({v}, '') || '/' || epoch_us({t})::VARCHAR)[1:15])::BIGINT"
+
+
+def partition_prefix(site: str, date: str) -> str:
+    return f"{EVENTS_PREFIX}site={site}/date={date}/"
+
+
+def object_key(site: str, date: str, name: str) -> str:
+    return f"{partition_prefix(site, date)}{name}.parquet"
+
+
+def parse_key(key: str) -> tuple[str, str, str] | None:
+    """(site, date, file name) of an event object key, or None for other keys."""
+    match = _PARTITION.match(key)
+    return (match.group(1), match.group(2), match.group(3)) if match else None
+
+
+@dataclass(frozen=True)
+class Group:
+    """The compacted-file group of a partition: (inputs digest, carry tag, tail tag)."""
+    digest: str
+    carry: str
+    tail: str
+
+
+def compacted_group(keys: list[str]) -> Group | None:
+    """The one `cv-` group all of a partition's keys belong to, or None when any file
+    is not a compacted file with visit ids (raw, older format, rewritten by `forget`)."""
+    groups = set()
+    for key in keys:
+        match = _COMPACTED.match(key.rpartition("/")[2])
+        if not match:
+            return None
+        groups.add(Group(match.group(1), match.group(2), match.group(3)))
+    return groups.pop() if len(groups) == 1 else None
+
+
+def previous_date(date: str) -> str:
+    return (Date.fromisoformat(date) - timedelta(days=1)).isoformat()
+
+
+def up_to_date(keys: list[str], previous_keys: list[str] | None) -> bool:
+    """True when a partition's stored visit ids are right: one compacted group that
+    continued from the current state of the previous date (None: no data that day)."""
+    group = compacted_group(keys)
+    if group is None:
+        return False
+    if not previous_keys:
+        return group.carry == NO_CARRY
+    before = compacted_group(previous_keys)
+    return before is not None and before.tail == group.carry
