@@ -112,6 +112,9 @@ def run(label: str, data: Path, site: str, seconds: float, rate: float, every: f
                 ages.append(age)
                 time.sleep(max(0.0, every - took))
             cpu = (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0) * 60
+        except Exception:
+            print("server exit", proc.poll(), (Path(tmp) / "server.log").read_text()[-3000:], file=sys.stderr)
+            raise
         finally:
             stop.set()
             proc.terminate()

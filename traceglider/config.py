@@ -187,6 +187,10 @@ SETTINGS: list[Setting] = [
             "Seconds between background recomputations of the dashboard panels someone is "
             "looking at; meanwhile the page is answered from the last one and shows its age "
             "(the Stats API is always computed on request). 0: dashboard panels too."),
+    Setting("stats_memory_mb", None, _positive_int,
+            "Memory the stats engine's cached tables may use, in MiB (10 million events "
+            "take about 1.5 GiB); the least recently used periods are dropped beyond it. "
+            "Default: a quarter of the machine's memory."),
     Setting("dashboard_prepare", True, _bool,
             "When `serve` starts, compute the dashboard's default view of up to three sites "
             "(TG_SITES, else the first found in storage) so the first visit opens at once."),

@@ -233,6 +233,7 @@ def test_an_evicted_period_is_dropped_and_built_again(tmp_path) -> None:
     storage = LocalStorage(tmp_path)
     write_rows(storage, ROWS, "batch-1")
     eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
+    eng.retire_seconds = 0  # dropped at once (normally a minute later)
     for date in ("2026-11-20", "2026-11-21", "2026-11-20"):  # each evicts the other
         q = Q.parse({"site_id": SITE, "period": "day", "date": date, "property": "visit:country",
                      "metrics": "visits"}, NOW)
@@ -263,3 +264,47 @@ def test_unfiltered_counts_from_the_visits_table_match_the_events(demo_root) -> 
             total = service.goal_rows(engine, fast, ["Visit /"])[0]
             assert total == service.goal_rows(engine, slow, ["Visit /"])[0]
     engine.close()
+
+
+def test_new_files_replace_the_period_and_the_old_tables_outlive_queries_in_flight(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    eng = Engine(storage, clock=NOW.timestamp, result_entries=0)
+    eng.retire_seconds = 3600
+    start, end = datetime(2026, 11, 20), datetime(2026, 11, 21)
+    old = eng.dataset(SITE, start, end)
+    write_rows(storage, [ev("late", "Z", us(20, 15, 0), "/late")], "batch-2")
+    eng._listing.clear()  # the listing is cached for a moment
+    new = eng.dataset(SITE, start, end)
+    assert new is not old and list(eng._cache.values()) == [new]  # one entry per period
+    # a request that got the old tables a moment ago can still read them
+    assert eng.fetch(f"SELECT count(*) FROM {old.events}")[0][0] + 1 == eng.fetch(
+        f"SELECT count(*) FROM {new.events}")[0][0]
+    eng.retire_seconds = 0
+    eng._retire([])  # the next build drops what has waited long enough
+    tables = {r[0] for r in eng.fetch("SELECT table_name FROM duckdb_tables()")}
+    assert old.events_name not in tables and new.events_name in tables
+    eng.close()
+
+
+def test_periods_beyond_the_memory_budget_are_dropped(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    eng = Engine(storage, clock=NOW.timestamp, memory_budget=1, result_entries=0)
+    eng.retire_seconds = 0
+    for date in ("2026-11-20", "2026-11-21", "2026-11-22"):
+        assert agg(eng, period="day", date=date)["visits"] >= 0
+    assert len(eng._cache) == 1  # only the last one: every table is over a 1-byte budget
+    assert Engine(storage).memory_budget > 0  # a quarter of the machine by default
+    eng.close()
+
+
+def test_a_period_asked_again_soon_after_eviction_is_taken_back(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
+    first = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21))
+    eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22))  # evicts the first
+    assert eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21)) is first  # not rebuilt
+    assert agg(eng, period="day", date="2026-11-20")["visits"] == 4
+    eng.close()

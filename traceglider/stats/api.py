@@ -36,7 +36,9 @@ def engine_for(settings: Settings, storage: Storage) -> Engine:
 
     with _ENGINES_LOCK:
         if id(storage) not in _ENGINES:
-            _ENGINES[id(storage)] = Engine(storage, s3_endpoint_url=getattr(settings, "s3_endpoint_url", None))
+            memory = getattr(settings, "stats_memory_mb", None)
+            _ENGINES[id(storage)] = Engine(storage, s3_endpoint_url=getattr(settings, "s3_endpoint_url", None),
+                                           memory_budget=memory << 20 if memory else None)
         return _ENGINES[id(storage)]
 
 

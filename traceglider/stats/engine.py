@@ -20,6 +20,7 @@ DuckDB is imported lazily: the routers must import fast on a Lambda cold start.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
@@ -49,6 +50,7 @@ RESULT_ENTRIES = 512
 # Names of the cached tables: `t` + 16 hex digits of the (site, range, files) signature.
 _TABLE_NAME = re.compile(r"\bt[0-9a-f]{16}_[esv]\b")
 LIST_TTL_SECONDS = 2.0
+RETIRE_SECONDS = 20.0  # an evicted period's tables are dropped this long after
 
 _INTER = "('custom','click','form_submit')"
 _VISIT_ATTRS = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
@@ -199,6 +201,7 @@ class Dataset:
         self.attrs = attrs  # attributes of recomputed visits' first rows
         self.fast = fast or []  # compacted files, for the attributes of their visits
         self.lock = threading.Lock()
+        self.period: tuple[str, datetime, datetime] | None = None  # (site, lo, hi)
         self.files = files
         self.rows = rows
         self.built_s = built_s
@@ -221,10 +224,13 @@ class Engine:
     def __init__(self, storage: Storage, *, s3_endpoint_url: str | None = None,
                  clock: Callable[[], float] = time.time, threads: int | None = None,
                  cache_entries: int = CACHE_ENTRIES, result_entries: int = RESULT_ENTRIES,
-                 attributes: tuple[str, ...] = _VISIT_ATTRS, columns: tuple[str, ...] = _COLUMNS) -> None:
+                 attributes: tuple[str, ...] = _VISIT_ATTRS, columns: tuple[str, ...] = _COLUMNS,
+                 memory_budget: int | None = None) -> None:
         """`attributes` and `columns`: the visit attributes the visits table holds and
         the columns of the events table (all by default; a caller with a fixed set of
-        queries, such as `traceglider stats`, names fewer and the rest is not read)."""
+        queries, such as `traceglider stats`, names fewer and the rest is not read).
+        `memory_budget`: bytes the cached tables may use (default a quarter of the
+        machine's memory; 10 million events take about 1.5 GB); 0 for no limit."""
         unknown = (set(attributes) - set(_VISIT_ATTRS)) | (set(columns) - set(_COLUMNS))
         if unknown or not attributes or not set(_REQUIRED) <= set(columns):
             raise ValueError(f"bad attributes or columns: {sorted(unknown) or 'missing some'}")
@@ -235,10 +241,13 @@ class Engine:
         self.s3_endpoint_url = s3_endpoint_url or getattr(storage, "endpoint_url", None)
         self.threads = threads
         self.cache_entries = cache_entries
+        self.memory_budget = default_memory_budget() if memory_budget is None else memory_budget
         self._con: Any = None
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
         self._cache: OrderedDict[str, Dataset] = OrderedDict()
+        self._retired: list[tuple[float, Dataset]] = []  # (when, dataset): dropped later
+        self.retire_seconds = RETIRE_SECONDS
         self._listing: dict[str, tuple[float, list[tuple[str, str, int]]]] = {}
         # Answers of queries over the cached tables. A table's name hashes the exact
         # files it was built from, so new data means new names and no stale answer.
@@ -348,6 +357,10 @@ class Engine:
         signature = repr((site, lo, hi, files))
         key = "t" + hashlib.sha256(signature.encode()).hexdigest()[:16]
         with self._lock:
+            for i, (_, retired) in enumerate(self._retired):
+                if retired.events_name.startswith(key + "_"):  # retired a moment ago: still whole
+                    self._cache[key] = self._retired.pop(i)[1]
+                    break
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
@@ -357,15 +370,53 @@ class Engine:
                 if key in self._cache:
                     return self._cache[key]
             dataset = self._build(key, self.plan(site, lo, hi), start, end)
-            evicted = []
+            dataset.period = (site, lo, hi)
             with self._lock:
+                # the same period built from older files (new events arrived): not needed again
+                evicted = [self._cache.pop(k) for k, d in list(self._cache.items()) if d.period == dataset.period]
                 self._cache[key] = dataset
                 self._build_locks.pop(key, None)
                 while len(self._cache) > self.cache_entries:
                     evicted.append(self._cache.popitem(last=False)[1])
-            for old in evicted:  # outside the lock: dropping takes it (a cursor)
-                self._drop(old)
+            self._retire(evicted)
+            self._fit_memory(key)
             return dataset
+
+    def _retire(self, datasets: list[Dataset]) -> None:
+        """Drop datasets a little later: a request that got one a moment ago may still
+        be querying its tables."""
+        now = time.monotonic()
+        with self._lock:
+            self._retired += [(now, d) for d in datasets]
+            due = [d for t, d in self._retired if now - t >= self.retire_seconds]
+            self._retired = [(t, d) for t, d in self._retired if now - t < self.retire_seconds]
+        for old in due:  # outside the lock: dropping takes it (a cursor)
+            self._drop(old)
+
+    def cached_bytes(self) -> int:
+        """About how much memory the cached periods' tables take: rows x columns x 8
+        bytes, which is what DuckDB shows for them (10 million events: 1.5 GB)."""
+        with self._lock:
+            keys = set(self._cache)
+        if not keys:
+            return 0
+        cur = self.cursor()
+        try:
+            rows = cur.execute("SELECT table_name, estimated_size * column_count * 8 FROM duckdb_tables()").fetchall()
+        finally:
+            cur.close()
+        return sum(int(size or 0) for name, size in rows if name.partition("_")[0] in keys)
+
+    def _fit_memory(self, keep: str) -> None:
+        """Retire the least recently used periods while the cached tables take more than
+        the budget (never the one just built)."""
+        while self.memory_budget and self.cached_bytes() > self.memory_budget:
+            with self._lock:
+                victims = [k for k in self._cache if k != keep]
+                if not victims:
+                    return
+                old = self._cache.pop(victims[0])
+            self._retire([old])
 
     def _build(self, key: str, plan: Plan, start: datetime, end: datetime) -> Dataset:
         started = time.perf_counter()
@@ -465,7 +516,8 @@ class Engine:
 
     def clear(self) -> None:
         with self._lock:
-            entries = list(self._cache.values())
+            entries = list(self._cache.values()) + [d for _, d in self._retired]
+            self._retired = []
             self._cache.clear()
             self._listing.clear()
             self._results.clear()
@@ -478,6 +530,13 @@ class Engine:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+
+
+def default_memory_budget() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
 
 
 def connect(storage: Storage, endpoint_url: str | None = None, threads: int | None = None) -> Any:
