@@ -61,7 +61,15 @@ def load(client: httpx.Client, requests: list[tuple[str, dict[str, str]]]) -> tu
     """One dashboard load: (seconds until the last answer, oldest Age)."""
     def one(req: tuple[str, dict[str, str]]) -> int:
         kind, params = req
-        r = client.get(f"/dashboard/api/{kind}?{urlencode(params)}", timeout=300)
+        for attempt in range(3):
+            try:
+                r = client.get(f"/dashboard/api/{kind}?{urlencode(params)}", timeout=300)
+                break
+            except httpx.TransportError:
+                # a kept-alive connection the server closed as it was reused (uvicorn
+                # closes them after 5 idle seconds); browsers retry such a GET too
+                if attempt == 2:
+                    raise
         r.raise_for_status()
         return int(r.headers.get("age", 0))
 
