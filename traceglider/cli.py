@@ -220,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"traceglider: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `traceglider stats | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (StorageError, TGError) as exc:
         print(f"traceglider: {exc}", file=sys.stderr)
         return 1

@@ -308,3 +308,22 @@ def test_a_period_asked_again_soon_after_eviction_is_taken_back(tmp_path) -> Non
     assert eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21)) is first  # not rebuilt
     assert agg(eng, period="day", date="2026-11-20")["visits"] == 4
     eng.close()
+
+
+def test_an_engine_reading_compacted_events_through_a_view_gives_the_same_answers(tmp_path) -> None:
+    from traceglider.storage.compact import compact
+
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    compact(storage)
+    kept, once = Engine(storage, clock=NOW.timestamp), Engine(storage, clock=NOW.timestamp, keep_events=False)
+    for prop in ("event:page", "visit:source", "event:name"):
+        q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "property": prop,
+                     "metrics": "visitors,pageviews,bounce_rate"}, NOW)
+        assert service.breakdown(once, q) == service.breakdown(kept, q)
+    assert agg(once, period="7d", date="2026-11-21", compare="previous_period") == agg(
+        kept, period="7d", date="2026-11-21", compare="previous_period")
+    views = once.fetch("SELECT count(*) FROM duckdb_views() WHERE NOT internal")[0][0]
+    assert views == 1  # the current period's events: a view over its files
+    kept.close()
+    once.close()

@@ -31,9 +31,10 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
 
     out = out or sys.stdout
     # only what the figures below need is read: no event names, props or scroll depth,
-    # and of the visit attributes only the source and the country
+    # of the visit attributes only the source and the country, and the events of
+    # compacted days straight from the files (one query reads them)
     engine = _engine(settings, attributes=("source", "country"),
-                     columns=("ts", "vh", "vkey", "type", "path", "src"))
+                     columns=("ts", "vh", "vkey", "type", "path", "src"), keep_events=False)
     try:
         q = Q.parse({"site_id": site, "period": period, "metrics": ",".join(HEADLINE),
                      "compare": "previous_period"})

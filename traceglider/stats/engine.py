@@ -225,12 +225,14 @@ class Engine:
                  clock: Callable[[], float] = time.time, threads: int | None = None,
                  cache_entries: int = CACHE_ENTRIES, result_entries: int = RESULT_ENTRIES,
                  attributes: tuple[str, ...] = _VISIT_ATTRS, columns: tuple[str, ...] = _COLUMNS,
-                 memory_budget: int | None = None) -> None:
+                 memory_budget: int | None = None, keep_events: bool = True) -> None:
         """`attributes` and `columns`: the visit attributes the visits table holds and
         the columns of the events table (all by default; a caller with a fixed set of
         queries, such as `traceglider stats`, names fewer and the rest is not read).
         `memory_budget`: bytes the cached tables may use (default a quarter of the
-        machine's memory; 10 million events take about 1.5 GB); 0 for no limit."""
+        machine's memory; 10 million events take about 1.5 GB); 0 for no limit.
+        `keep_events=False`: a caller that reads a period's events once (`traceglider
+        stats`) reads compacted files through a view instead of storing them."""
         unknown = (set(attributes) - set(_VISIT_ATTRS)) | (set(columns) - set(_COLUMNS))
         if unknown or not attributes or not set(_REQUIRED) <= set(columns):
             raise ValueError(f"bad attributes or columns: {sorted(unknown) or 'missing some'}")
@@ -242,6 +244,7 @@ class Engine:
         self.threads = threads
         self.cache_entries = cache_entries
         self.memory_budget = default_memory_budget() if memory_budget is None else memory_budget
+        self.keep_events = keep_events
         self._con: Any = None
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
@@ -437,6 +440,12 @@ class Engine:
                 def make_events() -> tuple[str, ...]:
                     cursor = self.cursor()
                     try:
+                        if not self.keep_events:  # read once: a view over the files
+                            uris = "[" + ", ".join(_literal_str(u) for u in self.uris(plan.fast)) + "]"
+                            cursor.execute(f"CREATE VIEW {e} AS SELECT {', '.join(self.columns)} FROM ("
+                                           f"SELECT visit_id AS vkey, {_SELECT}, {_SRC} AS src FROM "
+                                           + _FAST_SCAN.replace("$files", uris) + ")")
+                            return ()
                         return self._events_table(cursor, key, plan, e)
                     finally:
                         cursor.close()
@@ -506,6 +515,8 @@ class Engine:
         try:
             cur = self.cursor()
             try:
+                if not self.keep_events:
+                    cur.execute(f"DROP VIEW IF EXISTS {dataset.events_name}")
                 cur.execute(f"DROP TABLE IF EXISTS {dataset.events_name}; DROP TABLE IF EXISTS {dataset.full_visits}; "
                             f"DROP TABLE IF EXISTS {dataset.sessions}; DROP TABLE IF EXISTS {dataset.attrs}"
                             + "".join(f"; DROP TYPE IF EXISTS {t}" for t in dataset.types))
