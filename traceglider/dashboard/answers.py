@@ -4,7 +4,7 @@ A panel of the dashboard is answered from the last computation of the same reque
 while that is at most `max_stale` seconds old (the response says how old in its `Age`
 header and the page shows it), and a background thread computes again every request
 someone looked at in the last `WATCH_SECONDS`, at most every `refresh` seconds and
-never more than a third of the time (on a 2-core box the collector comes first); the
+at most a quarter of the time (on a 2-core box the collector comes first); the
 prepared ones (below) also when nobody looks, often enough never to be `max_stale`. A
 request not seen before, or one whose answer is older than `max_stale`, is computed
 while the browser waits, as without this module. `prepare` computes a list of requests
