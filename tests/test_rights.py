@@ -30,3 +30,18 @@ def test_forget_erases_a_visitor_including_events_still_in_the_spool(tmp_path: P
         assert response.status_code == 200, response.text
         assert response.json()["rows_removed"] == 2
         assert sorted(dataset_ids(str(tmp_path / "data"))) == ["b1"]
+
+
+def test_forget_erases_a_visitor_from_quarantined_spool_segments(tmp_path: Path) -> None:
+    from traceglider.spool.wal import frame
+
+    settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_API_TOKEN": "owner-token"})
+    bad = settings.spool_path / "bad"
+    bad.mkdir(parents=True)
+    (bad / "seg.wal").write_bytes(frame(b'{"event_id": "a9", "visitor_id": "' + ALICE.encode() + b'"}'))
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/api/v1/forget", params={"visitor_id": ALICE},
+                               headers={"authorization": "Bearer owner-token"})
+        assert response.status_code == 200, response.text
+        assert response.json()["quarantined_rows_removed"] == 1
+    assert not (bad / "seg.wal").exists()

@@ -146,6 +146,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from traceglider.spool.erase import erase_from_quarantine
     from traceglider.storage.forget import forget_visitor
 
     if not args.visitor.strip():
@@ -162,8 +163,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(f"\rscanned {done}/{total} files", end="", flush=True)
 
     report = forget_visitor(storage, args.visitor.strip(), progress=show, site=args.site)
+    quarantined = erase_from_quarantine(settings.spool_path, args.visitor.strip())
     print()
-    print(report.summary())
+    print(report.summary() + (f"; {quarantined} from quarantined spool segments" if quarantined else ""))
     return 0
 
 

@@ -13,6 +13,7 @@ from traceglider.config import Settings
 from traceglider.errors import BadRequest, Unavailable
 from traceglider.sinks import Sink
 from traceglider.sites import normalize_site
+from traceglider.spool.erase import erase_from_quarantine
 from traceglider.stats.api import check_bearer
 from traceglider.storage.base import Storage
 from traceglider.storage.forget import forget_visitor
@@ -33,6 +34,8 @@ def rights_router(settings: Settings, storage: Storage, sink: Sink) -> APIRouter
         if not await asyncio.to_thread(sink.flush):
             raise Unavailable("storage is unavailable; nothing was erased, retry later")
         report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site)
-        return {**asdict(report), "summary": report.summary()}
+        spool = getattr(sink, "directory", None)
+        quarantined = await asyncio.to_thread(erase_from_quarantine, spool, visitor_id) if spool else 0
+        return {**asdict(report), "quarantined_rows_removed": quarantined, "summary": report.summary()}
 
     return router
