@@ -17,6 +17,9 @@ from traceglider.spool.erase import erase_from_quarantine
 from traceglider.stats.api import check_bearer
 from traceglider.storage.base import Storage
 from traceglider.storage.forget import forget_visitor
+from traceglider.storage.lock import LockBusy
+
+FORGET_WAIT_SECONDS = 60  # a compaction takes seconds; longer, the client retries
 
 
 def rights_router(settings: Settings, storage: Storage, sink: Sink) -> APIRouter:
@@ -33,7 +36,11 @@ def rights_router(settings: Settings, storage: Storage, sink: Sink) -> APIRouter
         # Events still in the spool would land after the erasure: deliver them first.
         if not await asyncio.to_thread(sink.flush):
             raise Unavailable("storage is unavailable; nothing was erased, retry later")
-        report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site)
+        try:
+            wait = FORGET_WAIT_SECONDS if settings.mode == "server" else 5  # a Lambda call times out
+            report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site, wait)
+        except LockBusy as exc:
+            raise Unavailable(f"{exc}; nothing was erased", retry_after=60) from None
         spool = getattr(sink, "directory", None)
         quarantined = await asyncio.to_thread(erase_from_quarantine, spool, visitor_id) if spool else 0
         return {**asdict(report), "quarantined_rows_removed": quarantined, "summary": report.summary()}

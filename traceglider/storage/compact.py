@@ -40,6 +40,7 @@ from traceglider.storage.layout import (  # noqa: F401 - Group, NO_CARRY, VISIT_
     previous_date,
     up_to_date,
 )
+from traceglider.storage.lock import maintenance
 from traceglider.storage.parquet import (
     dedupe,
     list_partitions,
@@ -159,22 +160,24 @@ def compact(
     one up-to-date compacted group, oldest first. Compacting a date first compacts the
     days before it that are not up to date (their visits may run into it), and then
     the days after it whose visits continued from it."""
-    partitions = list_partitions(storage, site)
-    results = []
-    for part_site in sorted({s for s, _ in partitions}):
-        dates = sorted(d for s, d in partitions if s == part_site)
-        keys = {d: partitions[(part_site, d)] for d in dates}
-        wanted = dates if not date else _with_neighbours(date, keys)
-        for day in wanted:
-            previous = keys.get(previous_date(day))
-            if up_to_date(keys[day], previous):
-                continue
-            result = compact_partition(storage, part_site, day, keys[day], previous)
-            keys[day] = _listed(storage, part_site, day)
-            results.append(result)
-            if progress:
-                progress(result)
-    return results
+    with maintenance(storage, "compact") as lock:  # never alongside forget: see lock.py
+        partitions = list_partitions(storage, site)
+        results = []
+        for part_site in sorted({s for s, _ in partitions}):
+            dates = sorted(d for s, d in partitions if s == part_site)
+            keys = {d: partitions[(part_site, d)] for d in dates}
+            wanted = dates if not date else _with_neighbours(date, keys)
+            for day in wanted:
+                previous = keys.get(previous_date(day))
+                if up_to_date(keys[day], previous):
+                    continue
+                result = compact_partition(storage, part_site, day, keys[day], previous)
+                keys[day] = _listed(storage, part_site, day)
+                results.append(result)
+                lock.renew()
+                if progress:
+                    progress(result)
+        return results
 
 
 def _with_neighbours(date: str, keys: dict[str, list[str]]) -> list[str]:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from traceglider.schema import COMPACTED_SCHEMA
 from traceglider.storage.base import Storage
+from traceglider.storage.lock import WAIT_SECONDS, maintenance
 from traceglider.storage.parquet import EVENTS_PREFIX, parse_key, table_to_bytes
 
 Progress = Callable[[int, int], None]
@@ -52,10 +53,17 @@ def _new_key(key: str, visitor_id: str) -> str:
 
 
 def forget_visitor(storage: Storage, visitor_id: str, progress: Progress | None = None,
-                   site: str | None = None) -> ForgetReport:
-    """Remove every event of `visitor_id` (optionally only in one site's partitions)."""
+                   site: str | None = None, wait: float = WAIT_SECONDS) -> ForgetReport:
+    """Remove every event of `visitor_id` (optionally only in one site's partitions),
+    holding the maintenance lock (waiting up to `wait` seconds for it)."""
     if not visitor_id:
         raise ValueError("visitor id must not be empty")
+    with maintenance(storage, "forget", wait) as lock:
+        return _forget(storage, visitor_id, progress, site, lock.renew)
+
+
+def _forget(storage: Storage, visitor_id: str, progress: Progress | None, site: str | None,
+            renew: Callable[[], None]) -> ForgetReport:
     prefix = EVENTS_PREFIX + (f"site={site}/" if site else "")
     keys = [info.key for info in storage.list(prefix) if parse_key(info.key)]
     report = ForgetReport(visitor_id)
@@ -88,6 +96,8 @@ def forget_visitor(storage: Storage, visitor_id: str, progress: Progress | None 
             storage.delete([key])
         if progress:
             progress(done, len(keys))
+        if done % 500 == 0:
+            renew()
     return report
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from traceglider.storage.base import Storage
+from traceglider.storage.lock import maintenance
 from traceglider.storage.parquet import list_partitions
 
 DEFAULT_DAYS = 760  # 25 months
@@ -26,9 +27,10 @@ def apply_retention(
     """Delete partitions older than `days`; returns the number of files removed.
     Interrupting is harmless: a rerun deletes what is left."""
     removed = 0
-    for part, keys in sorted(expired_partitions(storage, days, now).items()):
-        storage.delete(keys)
-        removed += len(keys)
-        if progress:
-            progress(part, len(keys))
+    with maintenance(storage, "retention"):
+        for part, keys in sorted(expired_partitions(storage, days, now).items()):
+            storage.delete(keys)
+            removed += len(keys)
+            if progress:
+                progress(part, len(keys))
     return removed

@@ -1,0 +1,69 @@
+"""Compaction, erasure and retention take turns through a lock object in storage."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.helpers import row, stored_ids
+from traceglider.storage.compact import compact
+from traceglider.storage.lock import LOCK_KEY, LockBusy, MaintenanceLock, maintenance
+from traceglider.storage.parquet import write_rows
+
+NOW_US = 1_764_280_000_000_000
+
+
+def test_one_holder_at_a_time_and_the_lock_goes_with_it(storage: Any) -> None:
+    with maintenance(storage, "forget") as held:
+        assert json.loads(storage.get(LOCK_KEY))["job"] == "forget"
+        with pytest.raises(LockBusy, match="forget is running"):
+            MaintenanceLock(storage, "compact").acquire(wait=0)
+        held.renew()  # still ours
+    assert [i.key for i in storage.list("_locks/")] == []
+    with maintenance(storage, "compact"):  # free again
+        pass
+
+
+def test_a_lock_left_by_a_dead_job_expires(storage: Any) -> None:
+    dead = MaintenanceLock(storage, "compact", ttl=-1)  # as if its expiry had passed
+    dead.acquire(wait=0)
+    taker = MaintenanceLock(storage, "forget")
+    taker.acquire(wait=0)
+    assert json.loads(storage.get(LOCK_KEY))["job"] == "forget"
+    dead.release()  # not its lock any more: left alone
+    assert json.loads(storage.get(LOCK_KEY))["job"] == "forget"
+    taker.release()
+
+
+def test_compaction_waits_for_an_erasure_in_progress(local_storage: Any) -> None:
+    write_rows(local_storage, [row("a", when_us=NOW_US)], "s1")
+    write_rows(local_storage, [row("b", when_us=NOW_US)], "s2")
+    lock = MaintenanceLock(local_storage, "forget")
+    lock.acquire(wait=0)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (compact(local_storage), done.set()))
+    worker.start()
+    time.sleep(1.5)
+    assert not done.is_set() and len(local_storage.list("events/")) == 2  # waiting, nothing touched
+    lock.release()
+    worker.join(30)
+    assert done.is_set() and len(local_storage.list("events/")) == 1
+    assert sorted(stored_ids(local_storage)) == ["a", "b"]
+
+
+def test_a_lock_of_a_process_gone_from_this_machine_is_taken_at_once(local_storage: Any) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    lock = MaintenanceLock(local_storage, "compact")
+    local_storage.put(LOCK_KEY, lock._record().replace(
+        f'"pid": {__import__("os").getpid()}'.encode(), f'"pid": {gone.stdout.strip()}'.encode()))
+    assert json.loads(local_storage.get(LOCK_KEY))["pid"] == int(gone.stdout)
+    with maintenance(local_storage, "forget", wait=0):  # no 15-minute wait
+        assert json.loads(local_storage.get(LOCK_KEY))["job"] == "forget"
