@@ -216,4 +216,5 @@ def test_the_default_view_asks_exactly_what_serve_prepares(server: str, browser:
     assert sorted(asked) == sorted((k, tuple(sorted(p.items()))) for k, p in expected)
     assert answers.computed == computed  # every panel came ready
     assert page.locator("#age").text_content().startswith("updated ")
+    page.screenshot(path="/tmp/tg-dashboard-ready.png")
     context.close()
