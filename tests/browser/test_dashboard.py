@@ -79,6 +79,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(5)
+    from traceglider.dashboard.answers import close_answers
+
+    close_answers(storage)  # its refresher thread
 
 
 SERVED: dict[str, object] = {}
