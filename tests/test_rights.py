@@ -45,3 +45,12 @@ def test_forget_erases_a_visitor_from_quarantined_spool_segments(tmp_path: Path)
         assert response.status_code == 200, response.text
         assert response.json()["quarantined_rows_removed"] == 1
     assert not (bad / "seg.wal").exists()
+
+
+def test_forget_on_lambda_says_to_use_the_command(tmp_path: Path) -> None:
+    settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_API_TOKEN": "owner-token", "TG_MODE": "lambda"})
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/api/v1/forget", params={"visitor_id": ALICE},
+                               headers={"authorization": "Bearer owner-token"})
+        assert response.status_code == 503 and "traceglider forget" in response.json()["error"]
+    assert not list((tmp_path / "data").glob("_locks/*"))  # no lock taken

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from traceglider.config import Settings
-from traceglider.errors import BadRequest, Unavailable
+from traceglider.errors import BadRequest, StorageError, Unavailable
 from traceglider.sinks import Sink
 from traceglider.sites import normalize_site
 from traceglider.spool.erase import erase_from_quarantine
@@ -33,14 +33,19 @@ def rights_router(settings: Settings, storage: Storage, sink: Sink) -> APIRouter
         if not visitor_id or len(visitor_id) > 200:
             raise BadRequest("visitor_id: required, at most 200 characters")
         site = normalize_site(site, "site") if site else None
+        if settings.mode != "server":
+            # the collector function may not delete events (least privilege)
+            raise Unavailable("erasure needs delete rights the collector function does not have: run "
+                              "`traceglider forget` with the compaction function's rights", retry_after=3600)
         # Events still in the spool would land after the erasure: deliver them first.
         if not await asyncio.to_thread(sink.flush):
             raise Unavailable("storage is unavailable; nothing was erased, retry later")
         try:
-            wait = FORGET_WAIT_SECONDS if settings.mode == "server" else 5  # a Lambda call times out
-            report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site, wait)
+            report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site, FORGET_WAIT_SECONDS)
         except LockBusy as exc:
             raise Unavailable(f"{exc}; nothing was erased", retry_after=60) from None
+        except StorageError as exc:
+            raise Unavailable(f"storage failed during the erasure ({exc}); run it again", retry_after=60) from None
         spool = getattr(sink, "directory", None)
         quarantined = await asyncio.to_thread(erase_from_quarantine, spool, visitor_id) if spool else 0
         return {**asdict(report), "quarantined_rows_removed": quarantined, "summary": report.summary()}

@@ -327,3 +327,27 @@ def test_an_engine_reading_compacted_events_through_a_view_gives_the_same_answer
     assert views == 1  # the current period's events: a view over its files
     kept.close()
     once.close()
+
+
+def test_retired_periods_are_dropped_without_another_build(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")
+    eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
+    eng.retire_seconds = 3600
+    first = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21))
+    second = eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22))  # retires the first
+    eng.retire_seconds = 0
+    assert eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22)) is second  # a cache hit
+    tables = {r[0] for r in eng.fetch("SELECT table_name FROM duckdb_tables()")}
+    assert first.events_name not in tables and second.events_name in tables
+    eng.close()
+
+
+def test_a_one_query_engine_drops_its_tables_for_raw_files_too(tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    write_rows(storage, ROWS, "batch-1")  # not compacted: a table, not a view
+    eng = Engine(storage, clock=NOW.timestamp, keep_events=False)
+    assert agg(eng, period="day", date="2026-11-20")["visits"] == 4
+    eng.clear()
+    assert eng.fetch("SELECT count(*) FROM duckdb_tables()")[0][0] == 0
+    eng.close()

@@ -67,3 +67,27 @@ def test_a_lock_of_a_process_gone_from_this_machine_is_taken_at_once(local_stora
     assert json.loads(local_storage.get(LOCK_KEY))["pid"] == int(gone.stdout)
     with maintenance(local_storage, "forget", wait=0):  # no 15-minute wait
         assert json.loads(local_storage.get(LOCK_KEY))["job"] == "forget"
+
+
+def test_a_long_erasure_keeps_renewing_its_lock(local_storage: Any, monkeypatch: Any) -> None:
+    from traceglider.storage import forget as forget_module
+
+    for i in range(7):
+        write_rows(local_storage, [row(f"e{i}", visitor_id="someone", when_us=NOW_US + i)], f"s{i}")
+    renewals: list[int] = []
+    monkeypatch.setattr(forget_module, "RENEW_EVERY", 2)
+    monkeypatch.setattr(MaintenanceLock, "renew", lambda self: renewals.append(1))
+    forget_module.forget_visitor(local_storage, "nobody-here")  # every file skipped by its statistics
+    assert len(renewals) == 3  # after files 2, 4 and 6
+
+
+def test_a_lock_that_cannot_be_removed_does_not_fail_the_job(local_storage: Any, monkeypatch: Any) -> None:
+    def refuse(keys: list[str]) -> None:
+        from traceglider.errors import StorageError
+
+        raise StorageError("AccessDenied")
+
+    with maintenance(local_storage, "forget"):
+        monkeypatch.setattr(local_storage, "delete", refuse)
+    monkeypatch.undo()
+    assert [i.key for i in local_storage.list("_locks/")] == [LOCK_KEY]  # left to expire

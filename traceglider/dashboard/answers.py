@@ -176,10 +176,11 @@ PREPARED_SITES = 3
 
 
 def answers_for(settings: Any, storage: Any) -> Answers | None:
-    """One `Answers` per storage (like its engine), or None with TG_DASHBOARD_REFRESH=0."""
+    """One `Answers` per storage (like its engine), or None with TG_DASHBOARD_REFRESH=0
+    or on Lambda."""
     refresh = float(getattr(settings, "dashboard_refresh", 0) or 0)
-    if refresh <= 0:
-        return None
+    if refresh <= 0 or getattr(settings, "mode", "server") != "server":
+        return None  # on Lambda a process is frozen between calls: no background thread
     from traceglider.stats.api import engine_for, handle
 
     with _ANSWERS_LOCK:

@@ -336,6 +336,7 @@ class Engine:
     def dataset(self, site: str, start: datetime, end: datetime, attrs: bool = True) -> Dataset:
         """The tables of a (site, period); `attrs=False` when no query will read a visit
         attribute (source, country, ...): they are then read when first needed."""
+        self._retire([])  # drop the retired periods whose time has come
         dataset = self._dataset(site, start, end)
         if attrs:
             self.visit_attrs(dataset)
@@ -516,7 +517,10 @@ class Engine:
             cur = self.cursor()
             try:
                 if not self.keep_events:
-                    cur.execute(f"DROP VIEW IF EXISTS {dataset.events_name}")
+                    try:  # a view over compacted files, or a table for recomputed ones
+                        cur.execute(f"DROP VIEW IF EXISTS {dataset.events_name}")
+                    except Exception:  # noqa: BLE001 - it is a table: dropped below
+                        pass
                 cur.execute(f"DROP TABLE IF EXISTS {dataset.events_name}; DROP TABLE IF EXISTS {dataset.full_visits}; "
                             f"DROP TABLE IF EXISTS {dataset.sessions}; DROP TABLE IF EXISTS {dataset.attrs}"
                             + "".join(f"; DROP TYPE IF EXISTS {t}" for t in dataset.types))
@@ -544,10 +548,19 @@ class Engine:
 
 
 def default_memory_budget() -> int:
+    """A quarter of the machine's memory, or of the container's limit when lower."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 2 << 30
+        total = 8 << 30
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit():
+            total = min(total, int(raw))
+    return total // 4
 
 
 def connect(storage: Storage, endpoint_url: str | None = None, threads: int | None = None) -> Any:

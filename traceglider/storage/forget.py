@@ -27,6 +27,7 @@ from traceglider.storage.lock import WAIT_SECONDS, maintenance
 from traceglider.storage.parquet import EVENTS_PREFIX, parse_key, table_to_bytes
 
 Progress = Callable[[int, int], None]
+RENEW_EVERY = 200  # files between renewals of the maintenance lock
 _FORGOTTEN_SUFFIX = re.compile(r"-f[0-9a-f]{12}$")
 
 
@@ -68,6 +69,8 @@ def _forget(storage: Storage, visitor_id: str, progress: Progress | None, site: 
     keys = [info.key for info in storage.list(prefix) if parse_key(info.key)]
     report = ForgetReport(visitor_id)
     for done, key in enumerate(keys, 1):
+        if done % RENEW_EVERY == 0:
+            renew()  # a long erasure keeps the maintenance lock
         report.files_scanned += 1
         data = storage.get(key)
         parquet = pq.ParquetFile(io.BytesIO(data))
@@ -96,8 +99,6 @@ def _forget(storage: Storage, visitor_id: str, progress: Progress | None, site: 
             storage.delete([key])
         if progress:
             progress(done, len(keys))
-        if done % 500 == 0:
-            renew()
     return report
 
 

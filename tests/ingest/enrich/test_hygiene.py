@@ -43,6 +43,7 @@ CASES = [
     ("https://example.com/app#!/inbox/jane@example.org", None,
      ("https://example.com/app#!/inbox/[email]", None, "/app#!/inbox/[email]", None)),
     ("https://example.com/docs#install", None, ("https://example.com/docs", None, "/docs", None)),
+    ("//example.com/p#session=abcdef", None, ("//example.com/p", None, "/p", None)),
     ("https://example.com/x", "https://www.google.com/search?q=my+medical+condition#frag",
      ("https://example.com/x", None, "/x", "https://www.google.com/search")),
     ("https://example.com/x", f"https://app.example.net/invite/{JWT}?code=1",

@@ -106,8 +106,9 @@ def clean_url(url: str | None, allowed: frozenset[str] | None, limit: int = MAX_
             host = f"[{host}]"
     except ValueError:
         return None
-    if not parts.scheme or not host:
-        return scrub(url)[:limit]  # not a URL we understand: scrub it as text
+    if not parts.scheme or not host:  # not a URL we understand: scrub it as text
+        base, _, fragment = url.partition("#")
+        return (scrub(base) + _fragment(fragment))[:limit]
     path = scrub(parts.path)[:MAX_PATH]
     if query is None and allowed is not None:
         query = clean_query(parts.query, allowed)
@@ -136,13 +137,14 @@ def make_hygiene_step(
     allowed = frozenset(ALWAYS_KEPT) | frozenset(k.lower() for k in query_allowlist)
 
     def hygiene(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+        raw_url = row.get("url") or ""
         query = row["query"] = clean_query(row.get("query"), allowed)
         row["url"] = clean_url(row.get("url"), allowed, MAX_URL, query or "")
         if row.get("path"):
             # a hash router's route is the page: "/app#/settings" (kept in the URL only
             # when the tracker runs in hash mode, or Plausible's script sent `h`)
-            route = row["url"].partition("#")[2] if row["url"] and "#" in row["url"] else ""
-            row["path"] = scrub(row["path"])[:MAX_PATH] + (f"#{route}" if route else "")
+            route = _fragment(raw_url.partition("#")[2]) if "#" in raw_url else ""
+            row["path"] = (scrub(row["path"]) + route)[:MAX_PATH]
         row["referrer"] = clean_url(row.get("referrer"), None, MAX_REFERRER)
         if row.get("title"):
             row["title"] = scrub(row["title"])[:MAX_TITLE]
