@@ -190,7 +190,7 @@ SETTINGS: list[Setting] = [
     Setting("stats_memory_mb", None, _positive_int,
             "Memory the stats engine's cached tables may use, in MiB (10 million events "
             "take about 1.5 GiB); the least recently used periods are dropped beyond it. "
-            "Default: a quarter of the machine's memory."),
+            "Default: a quarter of the machine's (or container's) memory, per worker."),
     Setting("dashboard_prepare", True, _bool,
             "When `serve` starts, compute the dashboard's default view of up to three sites "
             "(TG_SITES, else the first found in storage) so the first visit opens at once."),
