@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 
 from traceglider.schema import FILE_SCHEMA
 from traceglider.storage.base import Storage
-from traceglider.storage.parquet import object_key, table_to_bytes
+from traceglider.storage.layout import object_key
+from traceglider.storage.parquet import table_to_bytes
 
 DAY_US = 86_400_000_000
 SITE_CONFIG_PREFIX = "_sites/"

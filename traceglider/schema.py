@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from traceglider.storage.layout import VISIT_TIMEOUT_MINUTES  # noqa: F401 - the visit rule, for importers
-
 # Order matters only for readability of the files; readers select by name.
 EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("event_id", pa.string(), "unique id of the event (client-made, or server-made when absent)"),

@@ -6,7 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import DAY_US, row, stored_ids
-from traceglider.storage.parquet import list_partitions, object_key, parse_key, write_rows
+from traceglider.storage.layout import object_key, parse_key
+from traceglider.storage.parquet import list_partitions, write_rows
 
 NOW_US = 1_764_280_000_000_000  # 2025-11-27T21:46:40Z
 

@@ -8,7 +8,8 @@ import pytest
 
 from tests.helpers import row, stored_ids
 from traceglider.storage.forget import _new_key, forget_visitor
-from traceglider.storage.parquet import EVENTS_PREFIX, read_table, write_rows
+from traceglider.storage.layout import EVENTS_PREFIX
+from traceglider.storage.parquet import read_table, write_rows
 
 DAY_US = 86_400_000_000
 T0 = 1_764_280_000_000_000

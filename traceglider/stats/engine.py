@@ -215,10 +215,6 @@ class Dataset:
                     self._make_events = None
         return self.events_name
 
-    @property
-    def has_events(self) -> bool:
-        return self._make_events is None
-
 
 class Engine:
     def __init__(self, storage: Storage, *, s3_endpoint_url: str | None = None,

@@ -30,13 +30,16 @@ from datetime import date as Date
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from traceglider.schema import COMPACTED_SCHEMA, FILE_SCHEMA, VISIT_TIMEOUT_MINUTES
+from traceglider.schema import COMPACTED_SCHEMA, FILE_SCHEMA
 from traceglider.storage.base import Storage
-from traceglider.storage.layout import (  # noqa: F401 - Group, NO_CARRY, VISIT_ID_SQL: used here and by importers
+from traceglider.storage.layout import (
     NO_CARRY,
     VISIT_ID_SQL,
-    Group,
+    VISIT_TIMEOUT_MINUTES,
     compacted_group,
+    object_key,
+    parse_key,
+    partition_prefix,
     previous_date,
     up_to_date,
 )
@@ -44,9 +47,6 @@ from traceglider.storage.lock import maintenance
 from traceglider.storage.parquet import (
     dedupe,
     list_partitions,
-    object_key,
-    parse_key,
-    partition_prefix,
     read_table,
     table_to_bytes,
 )

@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from traceglider.schema import COMPACTED_SCHEMA
 from traceglider.storage.base import Storage
+from traceglider.storage.layout import EVENTS_PREFIX, parse_key
 from traceglider.storage.lock import WAIT_SECONDS, maintenance
-from traceglider.storage.parquet import EVENTS_PREFIX, parse_key, table_to_bytes
+from traceglider.storage.parquet import table_to_bytes
 
 Progress = Callable[[int, int], None]
 RENEW_EVERY = 200  # files between renewals of the maintenance lock

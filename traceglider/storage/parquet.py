@@ -17,11 +17,10 @@ import pyarrow.parquet as pq
 
 from traceglider.schema import FILE_SCHEMA
 from traceglider.storage.base import Storage
-from traceglider.storage.layout import (  # noqa: F401 - the key helpers, for this module's importers
+from traceglider.storage.layout import (
     EVENTS_PREFIX,
     object_key,
     parse_key,
-    partition_prefix,
 )
 
 ROW_GROUP_SIZE = 256 * 1024

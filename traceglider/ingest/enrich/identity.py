@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from traceglider.errors import StorageError
 from traceglider.ingest.pipeline import Drop, RequestInfo
-from traceglider.schema import VISIT_TIMEOUT_MINUTES
+from traceglider.storage.layout import VISIT_TIMEOUT_MINUTES
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
