@@ -54,3 +54,21 @@ def test_forget_on_lambda_says_to_use_the_command(tmp_path: Path) -> None:
                                headers={"authorization": "Bearer owner-token"})
         assert response.status_code == 503 and "traceglider forget" in response.json()["error"]
     assert not list((tmp_path / "data").glob("_locks/*"))  # no lock taken
+
+
+def test_a_storage_failure_during_erasure_answers_503(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from traceglider.errors import StorageError
+    from traceglider.storage.local import LocalStorage
+
+    settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_API_TOKEN": "owner-token"})
+    storage = LocalStorage(tmp_path / "data")
+    with TestClient(create_app(settings, storage), headers={"user-agent": BROWSER_UA}) as client:
+        client.post("/collect", json=batch("example.com", ["a1"]), headers={"cookie": f"tg_vid={ALICE}"})
+
+        def refuse(keys: list[str]) -> None:
+            raise StorageError("AccessDenied")
+
+        monkeypatch.setattr(storage, "delete", refuse)
+        response = client.post("/api/v1/forget", params={"visitor_id": ALICE},
+                               headers={"authorization": "Bearer owner-token"})
+        assert response.status_code == 503 and "run it again" in response.json()["error"]

@@ -50,6 +50,18 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return Engine(storage, clock=NOW.timestamp)
 
 
+@pytest.fixture
+def storage(tmp_path) -> LocalStorage:
+    """The hand-built dataset, not compacted, for one test."""
+    local = LocalStorage(tmp_path)
+    write_rows(local, ROWS, "batch-1")
+    return local
+
+
+def table_names(engine: Engine) -> set[str]:
+    return {r[0] for r in engine.fetch("SELECT table_name FROM duckdb_tables()")}
+
+
 def agg(engine: Engine, **params: str) -> dict:
     q = Q.parse({"site_id": SITE, "metrics": "visitors,visits,pageviews,events,bounce_rate,"
                  "visit_duration,views_per_visit", **params}, NOW)
@@ -144,11 +156,9 @@ def test_compacted_partitions_give_the_same_answers(tmp_path, compacted: str) ->
     eng.close()
 
 
-def test_late_data_for_a_compacted_day_is_counted_until_compaction_catches_up(tmp_path) -> None:
+def test_late_data_for_a_compacted_day_is_counted_until_compaction_catches_up(storage: LocalStorage) -> None:
     from traceglider.storage.compact import compact
 
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
     compact(storage)
     write_rows(storage, [ev("b0", "B", us(20, 23, 55), "/late")], "late")  # inside B's visit
     eng = Engine(storage, clock=NOW.timestamp)
@@ -179,11 +189,9 @@ def test_cached_answers_change_when_new_files_land(tmp_path, monkeypatch) -> Non
     eng.close()
 
 
-def test_visit_attributes_are_read_only_when_a_query_needs_them(tmp_path) -> None:
+def test_visit_attributes_are_read_only_when_a_query_needs_them(storage: LocalStorage) -> None:
     from traceglider.storage.compact import compact
 
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
     compact(storage, date="2026-11-20")  # the 21st stays raw: attributes from both kinds
     eng = Engine(storage, clock=NOW.timestamp)
     got = agg(eng, period="custom", date="2026-11-20,2026-11-21")
@@ -201,9 +209,7 @@ def test_visit_attributes_are_read_only_when_a_query_needs_them(tmp_path) -> Non
     eng.close()
 
 
-def test_an_engine_reading_fewer_columns_gives_the_same_answers(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
+def test_an_engine_reading_fewer_columns_gives_the_same_answers(storage: LocalStorage) -> None:
     full = Engine(storage, clock=NOW.timestamp)
     lean = Engine(storage, clock=NOW.timestamp, attributes=("source", "country"),
                   columns=("ts", "vh", "vkey", "type", "path", "src"))
@@ -229,9 +235,7 @@ def test_pages_are_ordered_by_their_text_on_ties(engine: Engine) -> None:
     assert [(r["page"], r["pageviews"]) for r in rows] == [("/", 2), ("/pricing", 2), ("/blog/x", 1), ("/blog/y", 1)]
 
 
-def test_an_evicted_period_is_dropped_and_built_again(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
+def test_an_evicted_period_is_dropped_and_built_again(storage: LocalStorage) -> None:
     eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
     eng.retire_seconds = 0  # dropped at once (normally a minute later)
     for date in ("2026-11-20", "2026-11-21", "2026-11-20"):  # each evicts the other
@@ -266,9 +270,7 @@ def test_unfiltered_counts_from_the_visits_table_match_the_events(demo_root) -> 
     engine.close()
 
 
-def test_new_files_replace_the_period_and_the_old_tables_outlive_queries_in_flight(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
+def test_new_files_replace_the_period_and_the_old_tables_outlive_queries_in_flight(storage: LocalStorage) -> None:
     eng = Engine(storage, clock=NOW.timestamp, result_entries=0)
     eng.retire_seconds = 3600
     start, end = datetime(2026, 11, 20), datetime(2026, 11, 21)
@@ -282,14 +284,11 @@ def test_new_files_replace_the_period_and_the_old_tables_outlive_queries_in_flig
         f"SELECT count(*) FROM {new.events}")[0][0]
     eng.retire_seconds = 0
     eng._retire([])  # the next build drops what has waited long enough
-    tables = {r[0] for r in eng.fetch("SELECT table_name FROM duckdb_tables()")}
-    assert old.events_name not in tables and new.events_name in tables
+    assert old.events_name not in table_names(eng) and new.events_name in table_names(eng)
     eng.close()
 
 
-def test_periods_beyond_the_memory_budget_are_dropped(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
+def test_periods_beyond_the_memory_budget_are_dropped(storage: LocalStorage) -> None:
     eng = Engine(storage, clock=NOW.timestamp, memory_budget=1, result_entries=0)
     eng.retire_seconds = 0
     for date in ("2026-11-20", "2026-11-21", "2026-11-22"):
@@ -299,9 +298,7 @@ def test_periods_beyond_the_memory_budget_are_dropped(tmp_path) -> None:
     eng.close()
 
 
-def test_a_period_asked_again_soon_after_eviction_is_taken_back(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
+def test_a_period_asked_again_soon_after_eviction_is_taken_back(storage: LocalStorage) -> None:
     eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
     first = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21))
     eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22))  # evicts the first
@@ -310,11 +307,9 @@ def test_a_period_asked_again_soon_after_eviction_is_taken_back(tmp_path) -> Non
     eng.close()
 
 
-def test_an_engine_reading_compacted_events_through_a_view_gives_the_same_answers(tmp_path) -> None:
+def test_an_engine_reading_compacted_events_through_a_view_gives_the_same_answers(storage: LocalStorage) -> None:
     from traceglider.storage.compact import compact
 
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
     compact(storage)
     kept, once = Engine(storage, clock=NOW.timestamp), Engine(storage, clock=NOW.timestamp, keep_events=False)
     for prop in ("event:page", "visit:source", "event:name"):
@@ -329,17 +324,14 @@ def test_an_engine_reading_compacted_events_through_a_view_gives_the_same_answer
     once.close()
 
 
-def test_retired_periods_are_dropped_without_another_build(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")
+def test_retired_periods_are_dropped_without_another_build(storage: LocalStorage) -> None:
     eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
     eng.retire_seconds = 3600
     first = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21))
     second = eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22))  # retires the first
     eng.retire_seconds = 0
     assert eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22)) is second  # a cache hit
-    tables = {r[0] for r in eng.fetch("SELECT table_name FROM duckdb_tables()")}
-    assert first.events_name not in tables and second.events_name in tables
+    assert first.events_name not in table_names(eng) and second.events_name in table_names(eng)
     eng.close()
 
 
