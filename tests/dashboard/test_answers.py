@@ -129,3 +129,26 @@ def test_the_background_thread_refreshes_and_stops() -> None:
     time.sleep(0.2)
     assert len(calls) == n
     assert answers.get("aggregate", P)[0] >= 3
+
+
+def test_closing_while_the_thread_is_being_started_waits_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's shutdown can close the answers while `prepare` (on another thread)
+    # is starting the refresher: close must not find a thread that is not started yet.
+    import threading
+
+    real_start = threading.Thread.start
+    starting = threading.Event()
+
+    def slow_start(thread: threading.Thread) -> None:
+        starting.set()
+        threading.Event().wait(0.3)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    answers = Answers(lambda kind, params: 1, refresh=30, max_stale=300)
+    preparing = threading.Thread(target=answers.prepare, args=([("aggregate", P)],))
+    real_start(preparing)
+    assert starting.wait(5)
+    answers.close()  # raised "cannot join thread before it is started"
+    preparing.join(5)
+    assert answers._thread is not None and not answers._thread.is_alive()

@@ -107,7 +107,8 @@ class Answers:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        thread = self._thread
+        with self._lock:  # a thread being started now (`prepare` racing) is started by then
+            thread = self._thread
         if thread is not None:
             thread.join(timeout=2)  # a daemon: a query in flight ends with the process
 
