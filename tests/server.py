@@ -39,7 +39,7 @@ def start_server(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     `<data>/../server-<port>.log` (an unread pipe would fill and stall it)."""
     environment = {**os.environ, "TG_STORAGE": str(data), "TG_FLUSH_SECONDS": "0.2",
                    "TG_SITES": SITE, "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
-                   "TG_DASHBOARD_PREPARE": "false", **env}
+                   "TG_DASHBOARD_PREPARE": "false", "TG_COMPACT_SECONDS": "0", **env}
     data.parent.mkdir(parents=True, exist_ok=True)
     log = data.parent / f"server-{port}.log"
     with open(log, "wb") as out:

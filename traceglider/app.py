@@ -25,6 +25,7 @@ from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
 from traceglider.ingest.routes import Ingest, ingest_router
 from traceglider.ingest.urls import split_url
+from traceglider.maintenance import Maintainer
 from traceglider.rights import rights_router
 from traceglider.secrets import ensure_secret
 from traceglider.sinks import DirectSink, Sink, SpoolSink
@@ -93,10 +94,14 @@ def create_app(
         preparing = None  # kept referenced while it runs
         if answers is not None and settings.dashboard_prepare:
             preparing = asyncio.create_task(asyncio.to_thread(_prepare_dashboards, settings, storage, answers))
+        if maintainer is not None:
+            maintainer.start()
         try:
             yield
         finally:
             refresher.cancel()
+            if maintainer is not None:
+                maintainer.stop()
             close_answers(storage)
             del preparing
             sink.stop()
@@ -112,6 +117,8 @@ def create_app(
     app.include_router(rights_router(settings, storage, sink))
 
     answers = answers_for(settings, storage) if settings.mode == "server" else None
+    maintainer = (Maintainer(storage, settings.retention_days, settings.compact_seconds)
+                  if settings.mode == "server" and settings.compact_seconds > 0 else None)
     tracker = TrackerScript()
 
     @app.get("/t.js", include_in_schema=False)
@@ -131,6 +138,8 @@ def create_app(
         }
         if answers is not None:
             body["dashboard"] = answers.status()
+        if maintainer is not None:
+            body["maintenance"] = maintainer.status()
         return JSONResponse(body, status_code=200 if healthy else 503,
                             headers={"Cache-Control": "no-store"})
 

@@ -12,7 +12,6 @@ bench/lambda_coldstart.py for the measured figures.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -84,60 +83,23 @@ def reset() -> None:
 
 
 def _retention_days(event: dict[str, Any], settings: Settings) -> int:
-    raw = event.get("retention_days") or settings.retention_days
-    days = int(raw)
-    if days <= 0:
-        raise ValueError(f"retention days must be greater than 0 (got {raw!r})")
-    return days
+    return int(event.get("retention_days") or settings.retention_days)
 
 
 def compact_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     """Compact yesterday's and today's partitions of every site, apply retention, and
-    delete the cookieless salts of past days.
+    delete the cookieless salts of past days (`traceglider.maintenance`).
 
     Run by an EventBridge schedule. The event may name `dates` (["YYYY-MM-DD", ...]) to
     compact other days, a `site`, and `retention_days` (0 or absent: TG_RETENTION_DAYS,
     default 760); EventBridge's own scheduled-event fields are ignored.
     """
-    from traceglider.ingest.enrich.identity import purge_old_salts
+    from traceglider.maintenance import run_maintenance
     from traceglider.storage import open_storage
-    from traceglider.storage.compact import compact
-    from traceglider.storage.retention import apply_retention
 
     event = event if isinstance(event, dict) else {}
     settings = lambda_settings()
-    storage = open_storage(settings)
-    today = dt.datetime.now(dt.UTC).date()
-    dates = event.get("dates") or [
-        (today - dt.timedelta(days=1)).isoformat(),
-        today.isoformat(),
-    ]
-    site = event.get("site")
-    compacted: dict[str, Any] = {}
-    for date in dates:
-        dt.date.fromisoformat(date)  # a bad date fails here, before any rewrite
-        compacted[date] = _plain(compact(storage, site=site, date=date))
-    days = _retention_days(event, settings)
-    removed = _plain(apply_retention(storage, days))
-    # The collector deletes old salts on the first event of a day; this covers days
-    # without traffic, so no salt outlives its day by more than an hour.
-    salts = purge_old_salts(storage, today.isoformat())
-    summary = {"compacted": compacted, "retention_days": days, "removed_files": removed,
-               "purged_salts": len(salts)}
+    summary = run_maintenance(open_storage(settings), _retention_days(event, settings),
+                              dates=event.get("dates"), site=event.get("site"))
     log.info("compaction done: %s", summary)
     return summary
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly form of what the storage functions return (for the Lambda result)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
-        return _plain(dataclasses.asdict(value))
-    return str(value)

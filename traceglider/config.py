@@ -178,8 +178,12 @@ SETTINGS: list[Setting] = [
     Setting("rate_limit", 600, int,
             "Requests per minute accepted from one client address on /collect (0: off)."),
     Setting("retention_days", 760, _positive_int,
-            "Days of events the scheduled compaction on Lambda keeps (25 months); "
-            "`traceglider retention --days N` takes its own value."),
+            "Days of events the scheduled maintenance (`serve`'s own, or the Lambda "
+            "schedule) keeps (25 months); `traceglider retention --days N` takes its own value."),
+    Setting("compact_seconds", 3600.0, _seconds,
+            "Seconds between the maintenance rounds `serve` runs itself: compaction of "
+            "yesterday's and today's partitions, retention, old salts (the first one 5 "
+            "minutes after start). 0: off, for a `traceglider compact` from cron instead."),
     Setting("mode", "server", _mode,
             "'server' spools and flushes in the background; 'lambda' writes each batch "
             "to storage before answering."),

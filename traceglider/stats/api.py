@@ -75,6 +75,10 @@ def params_of(request: Request) -> dict[str, str]:
 
 def handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
     """The answer of one stats endpoint; shared by the API and the dashboard."""
+    return engine.reading(lambda: _handle(kind, engine, dict(params)))
+
+
+def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
     from traceglider.stats import query as Q
     from traceglider.stats import service
 

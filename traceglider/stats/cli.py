@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from traceglider.errors import TGError
 
@@ -35,19 +35,24 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
     # compacted days straight from the files (one query reads them)
     engine = _engine(settings, attributes=("source", "country"),
                      columns=("ts", "vh", "vkey", "type", "path", "src"), keep_events=False)
-    try:
+
+    def figures() -> tuple[Any, dict, dict]:
         q = Q.parse({"site_id": site, "period": period, "metrics": ",".join(HEADLINE),
                      "compare": "previous_period"})
         agg = service.aggregate(engine, q)
-        if as_json:
-            out.write(json.dumps(agg) + "\n")
-            return 0
         tables = {}
-        for prop, title in (("event:page", "Top pages"), ("visit:source", "Top sources"),
-                            ("visit:country", "Top countries")):
+        for prop, title in () if as_json else (("event:page", "Top pages"), ("visit:source", "Top sources"),
+                                                ("visit:country", "Top countries")):
             bq = Q.parse({"site_id": site, "period": period, "property": prop, "limit": "10",
                           "metrics": "visitors"})
             tables[title] = (Q.result_key(prop), service.breakdown(engine, bq)["results"])
+        return q, agg, tables
+
+    try:
+        q, agg, tables = engine.reading(figures)  # once more if compaction replaced files meanwhile
+        if as_json:
+            out.write(json.dumps(agg) + "\n")
+            return 0
     except TGError as exc:
         sys.stderr.write(f"traceglider stats: {exc.message}\n")
         return 2

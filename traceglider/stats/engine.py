@@ -20,6 +20,7 @@ DuckDB is imported lazily: the routers must import fast on a Lambda cold start.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -29,8 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from traceglider.errors import Unavailable
 from traceglider.storage.layout import (
     EVENTS_PREFIX,
     VISIT_ID_SQL,
@@ -43,6 +45,9 @@ from traceglider.storage.layout import (
 
 if TYPE_CHECKING:
     from traceglider.storage.base import Storage
+
+log = logging.getLogger("traceglider.stats")
+T = TypeVar("T")
 
 SESSION_GAP = timedelta(minutes=VISIT_TIMEOUT_MINUTES)
 CACHE_ENTRIES = 6
@@ -524,6 +529,27 @@ class Engine:
                 cur.close()
         except Exception:  # noqa: BLE001 - a table in use is dropped with the connection
             pass
+
+    def reading(self, run: Callable[[], T]) -> T:
+        """`run()`, and once more if files it read were replaced meanwhile: compaction,
+        erasure and retention rewrite or delete files, and a listing (cached for a
+        moment) or a period's tables (which read some columns when first needed) can
+        name files that are gone. The second try lists again and builds afresh."""
+        import duckdb
+
+        try:
+            return run()
+        except duckdb.IOException:  # "No files found" on disk, an HTTP 404 on S3
+            log.info("files changed while they were read; reading again")
+        with self._lock:
+            stale = list(self._cache.values())
+            self._cache.clear()
+            self._listing.clear()
+        self._retire(stale)  # dropped a little later: a query may still be using them
+        try:
+            return run()
+        except duckdb.IOException as exc:
+            raise Unavailable("the data changed while it was read; please try again", retry_after=1) from exc
 
     def clear(self) -> None:
         with self._lock:

@@ -53,6 +53,11 @@ def export_events(engine: Engine, site: str, first: date, last: date, fmt: str, 
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
     if last < first or (last - first).days >= MAX_DAYS:
         raise BadRequest(f"the date range must run forwards and span at most {MAX_DAYS} days")
+    # read again if compaction or an erasure replaced files meanwhile (the file is rewritten)
+    return engine.reading(lambda: _write(engine, site, first, last, fmt, out_path))
+
+
+def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str) -> int:
     sql, params = _select(engine, site, first, last)
     cur = engine.cursor()
     try:
@@ -63,15 +68,17 @@ def export_events(engine: Engine, site: str, first: date, last: date, fmt: str, 
             import pyarrow.parquet as pq
 
             writer = None
-            for batch in reader:
-                if writer is None:
-                    writer = pq.ParquetWriter(out_path, batch.schema, compression="zstd")
-                writer.write_batch(batch)
-                count += batch.num_rows
+            try:
+                for batch in reader:
+                    if writer is None:
+                        writer = pq.ParquetWriter(out_path, batch.schema, compression="zstd")
+                    writer.write_batch(batch)
+                    count += batch.num_rows
+            finally:
+                if writer is not None:
+                    writer.close()
             if writer is None:
                 pq.write_table(reader.read_all(), out_path, compression="zstd")
-            else:
-                writer.close()
         elif fmt == "ndjson":
             import json
 

@@ -43,7 +43,7 @@ from traceglider.storage.layout import (
     previous_date,
     up_to_date,
 )
-from traceglider.storage.lock import maintenance
+from traceglider.storage.lock import WAIT_SECONDS, maintenance
 from traceglider.storage.parquet import (
     dedupe,
     list_partitions,
@@ -155,12 +155,14 @@ def compact(
     site: str | None = None,
     date: str | None = None,
     progress: Callable[[CompactionResult], None] | None = None,
+    wait: float = WAIT_SECONDS,
 ) -> list[CompactionResult]:
     """Compact every partition (or those of one site and/or date) whose files are not
     one up-to-date compacted group, oldest first. Compacting a date first compacts the
     days before it that are not up to date (their visits may run into it), and then
-    the days after it whose visits continued from it."""
-    with maintenance(storage, "compact") as lock:  # never alongside forget: see lock.py
+    the days after it whose visits continued from it. `wait`: seconds to wait for
+    another maintenance job to finish (then `LockBusy`)."""
+    with maintenance(storage, "compact", wait) as lock:  # never alongside forget: see lock.py
         partitions = list_partitions(storage, site)
         results = []
         for part_site in sorted({s for s, _ in partitions}):

@@ -1,0 +1,104 @@
+"""The maintenance `serve` runs itself: compaction, retention and old salts, taking
+turns with other jobs through the storage's lock. Real app, real local storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import batch, row, stored_ids, wait_for
+from tests.ingest.conftest import make_client
+from traceglider import maintenance
+from traceglider.errors import StorageError
+from traceglider.maintenance import Maintainer, run_maintenance
+from traceglider.storage.layout import compacted_group
+from traceglider.storage.local import LocalStorage
+from traceglider.storage.lock import maintenance as hold_lock
+from traceglider.storage.parquet import list_partitions, write_rows
+
+SITE = "example.com"
+OLD = dt.datetime(2020, 1, 1, 12, tzinfo=dt.UTC)
+
+
+def files(storage: LocalStorage) -> list[str]:
+    return sorted(key for keys in list_partitions(storage).values() for key in keys)
+
+
+def test_serve_compacts_todays_files_by_itself(tmp_path: Path) -> None:
+    storage = LocalStorage(str(tmp_path / "data"))
+    with make_client(tmp_path, TG_COMPACT_SECONDS="0.5") as client:
+        for n in range(3):  # three flushes: three files
+            assert client.post("/collect", json=batch(SITE, [f"e{n}"])).status_code == 202
+            assert wait_for(lambda n=n: len(stored_ids(storage)) == n + 1)
+        assert wait_for(lambda: len(files(storage)) == 1 and compacted_group(files(storage)) is not None,
+                        timeout=20)
+        assert sorted(stored_ids(storage)) == ["e0", "e1", "e2"]
+        status = client.get("/healthz").json()["maintenance"]
+        assert status["every_seconds"] == 0.5 and status["rounds"] >= 1
+        assert status["last"]["seconds"] >= 0 and "error" not in status["last"]
+
+
+def test_off_with_zero_and_in_the_health_answer_only_when_on(tmp_path: Path) -> None:
+    with make_client(tmp_path, TG_COMPACT_SECONDS="0") as client:
+        assert "maintenance" not in client.get("/healthz").json()
+    with make_client(tmp_path) as client:  # on by default, first round in 5 minutes
+        status = client.get("/healthz").json()["maintenance"]
+        assert status == {"every_seconds": 3600.0, "rounds": 0, "skipped": 0, "last": None}
+
+
+def test_a_round_compacts_applies_retention_and_purges_salts(tmp_path: Path) -> None:
+    storage = LocalStorage(str(tmp_path))
+    now = dt.datetime.now(dt.UTC)
+    us = int(now.timestamp() * 1_000_000)
+    write_rows(storage, [row("a", when_us=us - 2_000_000)], "one")
+    write_rows(storage, [row("b", when_us=us - 1_000_000)], "two")
+    write_rows(storage, [row("old", when_us=int(OLD.timestamp() * 1_000_000))], "old")
+    storage.put("_salts/2020-01-01", b"s" * 32)
+    summary = run_maintenance(storage, 400)
+    assert summary["removed_files"] == 1 and summary["purged_salts"] == 1
+    (result,) = summary["compacted"][now.date().isoformat()]
+    assert result["files_before"] == 2 and result["files_after"] == 1
+    assert sorted(stored_ids(storage)) == ["a", "b"]
+    with pytest.raises(ValueError, match="not-a-date"):
+        run_maintenance(storage, 400, dates=["not-a-date"])
+    with pytest.raises(ValueError, match="greater than 0"):
+        run_maintenance(storage, 0)
+
+
+def test_a_round_skips_when_another_job_holds_the_lock(tmp_path: Path) -> None:
+    storage = LocalStorage(str(tmp_path))
+    write_rows(storage, [row("a")], "one")
+    write_rows(storage, [row("b")], "two")
+    before = files(storage)
+    maintainer = Maintainer(storage, 760, interval=3600)
+    with hold_lock(storage, "forget"):  # a long erasure, or a cron job on another host
+        assert maintainer.run_once() == {}
+    assert files(storage) == before
+    assert maintainer.status()["skipped"] == 1 and maintainer.status()["rounds"] == 0
+    assert maintainer.run_once()["compacted"]  # its turn once the lock is free
+    assert len(files(storage)) == 1 and maintainer.status()["rounds"] == 1
+
+
+def test_a_failed_round_is_reported_and_the_next_one_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(str(tmp_path))
+    calls: list[int] = []
+    real = maintenance.run_maintenance
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError("storage unreachable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(maintenance, "run_maintenance", flaky)
+    maintainer = Maintainer(storage, 760, interval=0.05, first_run=0)
+    maintainer.start()
+    try:
+        assert wait_for(lambda: maintainer.status()["rounds"] >= 1, timeout=10)
+    finally:
+        maintainer.stop()
+    assert len(calls) >= 2
+    n = len(calls)
+    assert not wait_for(lambda: len(calls) > n, timeout=0.3), "it kept running after stop"
