@@ -19,8 +19,9 @@ after the first round.
 from __future__ import annotations
 
 import argparse
-import resource
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,17 +34,31 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from bench.markdown import table  # noqa: E402
-from traceglider.maintenance import run_maintenance  # noqa: E402
 from traceglider.stats.engine import Engine  # noqa: E402
 from traceglider.storage.local import LocalStorage  # noqa: E402
 
 SITE = "bench.example"
 
 
-def timed(run):  # type: ignore[no-untyped-def]
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = run()
-    return result, time.perf_counter() - wall, time.process_time() - cpu
+_ROUND = """
+import json, sys, time, datetime as dt
+from traceglider.maintenance import run_maintenance
+from traceglider.storage.local import LocalStorage
+storage = LocalStorage(sys.argv[1])
+wall, cpu = time.perf_counter(), time.process_time()
+summary = run_maintenance(storage, None, today=dt.date.fromisoformat(sys.argv[2]))
+print(json.dumps({"summary": summary, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                  "rss_mb": next(int(line.split()[1]) for line in open("/proc/self/status")
+                                 if line.startswith("VmHWM")) / 1024}))
+"""
+
+
+def maintenance_round(root: Path, today: str) -> dict:
+    """One round in a process of its own, so that its peak memory is its own (VmHWM:
+    ru_maxrss would count the memory of this process, forked before the exec)."""
+    run = subprocess.run([sys.executable, "-c", _ROUND, str(root), today], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    return dict(json.loads(run.stdout))
 
 
 def dashboard_day(storage: LocalStorage, day: date) -> float:
@@ -78,20 +93,20 @@ def main() -> None:
             shutil.copytree(source / f"date={day}", root / "events" / f"site={SITE}" / f"date={day}")
         storage = LocalStorage(str(root))
         run_date = date.fromisoformat(today)
-        rows: list[list[str]] = [["step", "files before", "events", "wall s", "CPU s"]]
+        rows: list[list[str]] = [["round", "files before", "events", "wall s", "CPU s", "peak RSS MB"]]
         before_files = files(root, today)
         both_files = before_files + files(root, yesterday)
         raw_dashboard = dashboard_day(storage, run_date)
 
-        summary, wall, cpu = timed(lambda: run_maintenance(storage, 760, today=run_date))
-        events = sum(r["rows_after"] for day in summary["compacted"].values() for r in day)
+        first = maintenance_round(root, today)
+        events = sum(r["rows_after"] for day in first["summary"]["compacted"].values() for r in day)
         rows.append(["first round: yesterday and today", str(both_files), f"{events:,}",
-                     f"{wall:.2f}", f"{cpu:.2f}"])
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                     f"{first['wall']:.2f}", f"{first['cpu']:.2f}", f"{first['rss_mb']:.0f}"])
         compacted_dashboard = dashboard_day(storage, run_date)
 
-        _, wall, cpu = timed(lambda: run_maintenance(storage, 760, today=run_date))
-        rows.append(["a round with nothing to do", "2", "0", f"{wall:.3f}", f"{cpu:.3f}"])
+        idle = maintenance_round(root, today)
+        rows.append(["a round with nothing to do", "2", "0", f"{idle['wall']:.3f}", f"{idle['cpu']:.3f}",
+                     f"{idle['rss_mb']:.0f}"])
 
         # an hour of traffic: 1/24 of the day's raw files, as new events
         raw_today = sorted((source / f"date={today}").glob("*.parquet"))
@@ -104,14 +119,15 @@ def main() -> None:
             pq.write_table(data.set_column(data.schema.get_field_index("event_id"), "event_id", ids),
                            target / f"{time.time_ns()}-bench-hour-{n}.parquet", compression="zstd")
             added += data.num_rows
-        summary, wall, cpu = timed(lambda: run_maintenance(storage, 760, today=run_date))
-        (result,) = summary["compacted"][today]
+        steady = maintenance_round(root, today)
+        (result,) = steady["summary"]["compacted"][today]
         rows.append([f"steady state: today plus an hour ({added:,} new events)", str(result["files_before"]),
-                     f"{result['rows_after']:,}", f"{wall:.2f}", f"{cpu:.2f}"])
+                     f"{result['rows_after']:,}", f"{steady['wall']:.2f}", f"{steady['cpu']:.2f}",
+                     f"{steady['rss_mb']:.0f}"])
 
         print(f"# maintenance round, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.raw}\n")
         print(table(rows))
-        print(f"\npeak RSS after the first round: {peak:.0f} MB")
+        print()
         print(table([["dashboard's default view of today, new engine", "seconds"],
                       [f"on the collector's files ({before_files})", f"{raw_dashboard:.2f}"],
                       ["after the first round (1 file)", f"{compacted_dashboard:.2f}"]]))

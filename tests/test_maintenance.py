@@ -15,7 +15,7 @@ from traceglider.errors import StorageError
 from traceglider.maintenance import Maintainer, run_maintenance
 from traceglider.storage.layout import compacted_group
 from traceglider.storage.local import LocalStorage
-from traceglider.storage.lock import maintenance as hold_lock
+from traceglider.storage.lock import MaintenanceLock
 from traceglider.storage.parquet import list_partitions, write_rows
 
 SITE = "example.com"
@@ -48,23 +48,57 @@ def test_off_with_zero_and_in_the_health_answer_only_when_on(tmp_path: Path) -> 
         assert status == {"every_seconds": 3600.0, "rounds": 0, "skipped": 0, "last": None}
 
 
+def at(day: dt.date, hour: int) -> int:
+    return int(dt.datetime.combine(day, dt.time(hour), dt.UTC).timestamp() * 1_000_000)
+
+
+TODAY = dt.date(2026, 3, 10)
+
+
 def test_a_round_compacts_applies_retention_and_purges_salts(tmp_path: Path) -> None:
     storage = LocalStorage(str(tmp_path))
-    now = dt.datetime.now(dt.UTC)
-    us = int(now.timestamp() * 1_000_000)
-    write_rows(storage, [row("a", when_us=us - 2_000_000)], "one")
-    write_rows(storage, [row("b", when_us=us - 1_000_000)], "two")
-    write_rows(storage, [row("old", when_us=int(OLD.timestamp() * 1_000_000))], "old")
+    write_rows(storage, [row("a", when_us=at(TODAY, 9))], "one")
+    write_rows(storage, [row("b", when_us=at(TODAY, 10))], "two")
+    write_rows(storage, [row("old", when_us=at(OLD.date(), 12))], "old")
     storage.put("_salts/2020-01-01", b"s" * 32)
-    summary = run_maintenance(storage, 400)
+    summary = run_maintenance(storage, 400, today=TODAY)
     assert summary["removed_files"] == 1 and summary["purged_salts"] == 1
-    (result,) = summary["compacted"][now.date().isoformat()]
+    (result,) = summary["compacted"][TODAY.isoformat()]
     assert result["files_before"] == 2 and result["files_after"] == 1
     assert sorted(stored_ids(storage)) == ["a", "b"]
+    assert [i.key for i in storage.list("_locks/")] == []
     with pytest.raises(ValueError, match="not-a-date"):
         run_maintenance(storage, 400, dates=["not-a-date"])
     with pytest.raises(ValueError, match="greater than 0"):
         run_maintenance(storage, 0)
+
+
+def test_without_a_retention_setting_nothing_is_deleted(tmp_path: Path) -> None:
+    storage = LocalStorage(str(tmp_path))
+    write_rows(storage, [row("old", when_us=at(OLD.date(), 12))], "old")
+    summary = run_maintenance(storage, None, today=TODAY)
+    assert summary["removed_files"] == 0 and stored_ids(storage) == ["old"]
+    with make_client(tmp_path / "app") as client:  # serve: TG_RETENTION_DAYS unset
+        assert client.app.state.settings.retention_days is None
+
+
+def test_a_round_asked_to_stop_ends_after_the_partition_in_hand(tmp_path: Path) -> None:
+    storage = LocalStorage(str(tmp_path))
+    days = [TODAY - dt.timedelta(days=n) for n in range(3, -1, -1)]  # a backlog of four days
+    for day in days:
+        write_rows(storage, [row(f"{day}-a", when_us=at(day, 9))], f"{day}-1")
+        write_rows(storage, [row(f"{day}-b", when_us=at(day, 10))], f"{day}-2")
+    asked: list[int] = []
+
+    def stop() -> bool:  # asked before each partition; "stop" after the first is done
+        asked.append(1)
+        return len(asked) > 1
+
+    summary = run_maintenance(storage, 1, today=TODAY, stop=stop)
+    done = [r for day in summary["compacted"].values() for r in day]
+    assert len(done) == 1 and done[0]["date"] == days[0].isoformat()  # the oldest first
+    assert summary["removed_files"] == 0  # no retention on the way out
+    assert len(files(storage)) == 7 and [i.key for i in storage.list("_locks/")] == []
 
 
 def test_a_round_skips_when_another_job_holds_the_lock(tmp_path: Path) -> None:
@@ -73,8 +107,10 @@ def test_a_round_skips_when_another_job_holds_the_lock(tmp_path: Path) -> None:
     write_rows(storage, [row("b")], "two")
     before = files(storage)
     maintainer = Maintainer(storage, 760, interval=3600)
-    with hold_lock(storage, "forget"):  # a long erasure, or a cron job on another host
-        assert maintainer.run_once() == {}
+    other = MaintenanceLock(storage, "forget")  # a long erasure, or a cron job on another host
+    other.acquire(wait=0)
+    assert maintainer.run_once() == {}
+    other.release()
     assert files(storage) == before
     assert maintainer.status()["skipped"] == 1 and maintainer.status()["rounds"] == 0
     assert maintainer.run_once()["compacted"]  # its turn once the lock is free
@@ -102,3 +138,17 @@ def test_a_failed_round_is_reported_and_the_next_one_runs(tmp_path: Path, monkey
     assert len(calls) >= 2
     n = len(calls)
     assert not wait_for(lambda: len(calls) > n, timeout=0.3), "it kept running after stop"
+
+
+def test_the_retention_command_deletes_old_partitions_and_salts(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # For cron setups (TG_COMPACT_SECONDS=0): the salts of days without traffic go too.
+    from traceglider.cli import main
+
+    storage = LocalStorage(str(tmp_path))
+    write_rows(storage, [row("old", when_us=at(OLD.date(), 12)), row("new")], "mixed")
+    storage.put("_salts/2020-01-01", b"s" * 32)
+    assert main(["retention", "--days", "30", "--storage", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 file(s) older than 30 days" in out and "deleted 1 cookieless salt(s)" in out
+    assert stored_ids(storage) == ["new"] and storage.list("_salts/") == []

@@ -101,10 +101,12 @@ def create_app(
         finally:
             refresher.cancel()
             if maintainer is not None:
-                maintainer.stop()
+                maintainer.stop(timeout=0)  # the round in progress ends after its partition
             close_answers(storage)
             del preparing
             sink.stop()
+            if maintainer is not None:
+                maintainer.stop()  # and lets go of the lock
 
     app = FastAPI(title="TraceGlider", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)

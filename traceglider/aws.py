@@ -83,7 +83,9 @@ def reset() -> None:
 
 
 def _retention_days(event: dict[str, Any], settings: Settings) -> int:
-    return int(event.get("retention_days") or settings.retention_days)
+    from traceglider.storage.retention import DEFAULT_DAYS
+
+    return int(event.get("retention_days") or settings.retention_days or DEFAULT_DAYS)
 
 
 def compact_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:

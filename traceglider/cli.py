@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from traceglider import __version__
@@ -133,6 +134,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
+    from traceglider.ingest.enrich.identity import purge_old_salts
     from traceglider.storage.retention import apply_retention
 
     storage = _storage(_settings(args))
@@ -142,6 +144,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
     removed = apply_retention(storage, args.days, progress=show)
     print(f"removed {removed} file(s) older than {args.days} days")
+    # salts of days without traffic are not deleted by a collector: a daily job does it
+    salts = purge_old_salts(storage, datetime.now(UTC).date().isoformat())
+    print(f"deleted {len(salts)} cookieless salt(s) of past days")
     return 0
 
 

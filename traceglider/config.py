@@ -177,13 +177,15 @@ SETTINGS: list[Setting] = [
             "Extra URL query parameters kept besides utm_* and ref (comma-separated)."),
     Setting("rate_limit", 600, int,
             "Requests per minute accepted from one client address on /collect (0: off)."),
-    Setting("retention_days", 760, _positive_int,
-            "Days of events the scheduled maintenance (`serve`'s own, or the Lambda "
-            "schedule) keeps (25 months); `traceglider retention --days N` takes its own value."),
+    Setting("retention_days", None, _positive_int,
+            "Days of events kept: older partitions are deleted by `serve`'s maintenance "
+            "round and by the Lambda schedule (which keeps 760 days, 25 months, when this is "
+            "unset); unset, `serve` deletes nothing. `traceglider retention --days N` takes its own value."),
     Setting("compact_seconds", 3600.0, _seconds,
             "Seconds between the maintenance rounds `serve` runs itself: compaction of "
-            "yesterday's and today's partitions, retention, old salts (the first one 5 "
-            "minutes after start). 0: off, for a `traceglider compact` from cron instead."),
+            "yesterday's and today's partitions, retention when TG_RETENTION_DAYS is set, "
+            "old salts (the first round 5 minutes after start). 0: off, for `traceglider "
+            "compact` and `retention` from cron, or a dashboard-only server."),
     Setting("mode", "server", _mode,
             "'server' spools and flushes in the background; 'lambda' writes each batch "
             "to storage before answering."),

@@ -57,3 +57,8 @@ class ConfigError(Exception):
 
 class StorageError(Exception):
     """Storage could not complete an operation (unreachable, refused, full)."""
+
+
+class WriteConflict(StorageError):
+    """A conditional write met a concurrent write of the same key (S3's 409): whether
+    the object will exist is not known yet; try again a moment later."""

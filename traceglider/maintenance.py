@@ -4,7 +4,7 @@ and delete the cookieless salts of past days.
 The Lambda schedule runs it (`aws.compact_handler`); `serve` runs it itself every
 `TG_COMPACT_SECONDS` in a background thread (`Maintainer`), so a site owner who only
 starts the container gets compacted days (the dashboard reads them several times
-faster) and retention without a cron job. Every worker of a server has a Maintainer:
+faster) and, when `TG_RETENTION_DAYS` is set, retention, without a cron job. Every worker of a server has a Maintainer:
 they take turns through the storage's maintenance lock, and one that finds it held
 (another worker, or a `traceglider compact` from cron) skips its turn.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -26,26 +27,34 @@ log = logging.getLogger("traceglider.maintenance")
 FIRST_RUN_SECONDS = 300.0  # after start: not in the way of a worker warming up
 
 
-def run_maintenance(storage: Storage, retention_days: int, *, dates: list[str] | None = None,
-                    site: str | None = None, wait: float | None = None,
-                    today: dt.date | None = None) -> dict[str, Any]:
-    """Compact `dates` (default yesterday and today, UTC), apply retention and purge old
-    salts; a JSON-friendly summary. `wait`: seconds to wait for the maintenance lock
-    (default the lock's own); `LockBusy` when another job keeps it longer."""
+def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list[str] | None = None,
+                    site: str | None = None, wait: float | None = None, today: dt.date | None = None,
+                    stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Compact `dates` (default yesterday and today, UTC; a date's untouched days before
+    it first), delete partitions older than `retention_days` (None: none) and purge old
+    salts, all under one hold of the maintenance lock; a JSON-friendly summary.
+    `wait`: seconds to wait for the lock (default the lock's own), then `LockBusy`;
+    `stop()` true: end after the partition in hand."""
     from traceglider.ingest.enrich.identity import purge_old_salts
     from traceglider.storage.compact import compact
-    from traceglider.storage.lock import WAIT_SECONDS
+    from traceglider.storage.lock import WAIT_SECONDS, maintenance
     from traceglider.storage.retention import apply_retention
 
     today = today or dt.datetime.now(dt.UTC).date()
     dates = dates or [(today - dt.timedelta(days=1)).isoformat(), today.isoformat()]
     for date in dates:
         dt.date.fromisoformat(date)  # a bad date fails here, before any rewrite
-    if retention_days <= 0:
+    if retention_days is not None and retention_days <= 0:
         raise ValueError(f"retention days must be greater than 0 (got {retention_days!r})")
-    wait = WAIT_SECONDS if wait is None else wait
-    compacted = {date: plain(compact(storage, site=site, date=date, wait=wait)) for date in dates}
-    removed = apply_retention(storage, retention_days, wait=wait)
+    stopping = stop or (lambda: False)
+    compacted: dict[str, Any] = {}
+    removed = 0
+    with maintenance(storage, "maintenance", WAIT_SECONDS if wait is None else wait):
+        for date in dates:
+            compacted[date] = plain(compact(storage, site=site, date=date, stop=stopping))
+        if retention_days is not None and not stopping():
+            now = dt.datetime.combine(today, dt.time(12), dt.UTC)
+            removed = apply_retention(storage, retention_days, now=now)
     # The collector deletes old salts on the first event of a day; this covers days
     # without traffic, so no salt outlives its day by more than one round.
     salts = purge_old_salts(storage, today.isoformat())
@@ -69,9 +78,10 @@ def plain(value: Any) -> Any:
 class Maintainer:
     """Runs `run_maintenance` every `interval` seconds in a daemon thread, the first time
     after min(interval, FIRST_RUN_SECONDS). A round never waits for the lock: when
-    another job holds it, that job is doing the work."""
+    another job holds it, that job is doing the work. The times vary by up to a tenth
+    at random, so that the workers of one server do not all try in the same instant."""
 
-    def __init__(self, storage: Storage, retention_days: int, interval: float,
+    def __init__(self, storage: Storage, retention_days: int | None, interval: float,
                  first_run: float | None = None, clock: Callable[[], float] = time.time) -> None:
         self.storage, self.retention_days, self.interval = storage, retention_days, interval
         self.first_run = min(interval, FIRST_RUN_SECONDS) if first_run is None else first_run
@@ -86,16 +96,18 @@ class Maintainer:
         self._thread = threading.Thread(target=self._run, name="tg-maintenance", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop after the current round; a round cut short by the process ending is
-        finished by the next one (compaction is safe to kill at any moment)."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the round in progress after its current partition, and wait for it (and
+        the lock's release) up to `timeout`. A round cut short by the process ending is
+        finished by the next one: compaction is safe to kill at any moment, and the lock
+        of a process that is gone is taken over."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _run(self) -> None:
         delay = self.first_run
-        while not self._stop.wait(delay):
+        while not self._stop.wait(delay * random.uniform(0.9, 1.1)):
             self.run_once()
             delay = self.interval
 
@@ -104,7 +116,7 @@ class Maintainer:
 
         started = self.clock()
         try:
-            summary = run_maintenance(self.storage, self.retention_days, wait=0)
+            summary = run_maintenance(self.storage, self.retention_days, wait=0, stop=self._stop.is_set)
         except LockBusy as exc:
             self.skipped += 1
             log.info("maintenance skipped: %s", exc)

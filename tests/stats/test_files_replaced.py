@@ -60,3 +60,29 @@ def test_files_that_keep_vanishing_give_a_503_to_retry(local_storage: Storage,
     assert caught.value.status == 503 and caught.value.headers["Retry-After"] == "1"
     assert len(calls) == 2
     engine.close()
+
+
+def test_a_build_that_failed_leaves_nothing_behind_and_the_retry_succeeds(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A read that fails part-way (a file gone, S3 answering 503 once) while the same
+    # files are listed again on the retry: the second build must start clean.
+    write_rows(storage, [row("a", when_us=now_us(60), visitor_id="v1")], "one")
+    compact(storage)
+    write_rows(storage, [row("b", when_us=now_us(30), visitor_id="v2")], "two")  # one of each kind
+    engine = Engine(storage, s3_endpoint_url=getattr(storage, "endpoint_url", None))
+    real_uris, calls = engine.uris, []
+
+    def first_read_fails(keys: list[str]) -> list[str]:
+        calls.append(1)
+        uris = real_uris(keys)
+        return [u + ".gone" for u in uris] if len(calls) == 2 else uris  # part-way into the build
+
+    monkeypatch.setattr(engine, "uris", first_read_fails)
+    try:
+        answer = handle("aggregate", engine, {"site_id": SITE, "period": "day", "metrics": "visitors,pageviews"})
+        assert answer["results"] == {"visitors": {"value": 2}, "pageviews": {"value": 2}}
+        assert len(calls) > 2  # it did fail once, then read again
+        names = {n for (n,) in engine.cursor().execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert len({n.partition("_")[0] for n in names}) == 1  # the one good build, no leftovers
+    finally:
+        engine.close()

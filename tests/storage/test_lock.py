@@ -91,3 +91,38 @@ def test_a_lock_that_cannot_be_removed_does_not_fail_the_job(local_storage: Any,
         monkeypatch.setattr(local_storage, "delete", refuse)
     monkeypatch.undo()
     assert [i.key for i in local_storage.list("_locks/")] == [LOCK_KEY]  # left to expire
+
+
+def test_a_lock_whose_process_id_now_belongs_to_another_process_is_taken(local_storage: Any) -> None:
+    # A container restarted: its server is PID 1 again, but not the process that took
+    # the lock (killed in the middle of a compaction). Its start time tells them apart.
+    import os
+
+    record = json.loads(MaintenanceLock(local_storage, "compact")._record())
+    assert record["started"]  # this machine has /proc
+    record["started"] = record["started"].rpartition(":")[0] + ":1"  # started at boot: not us
+    local_storage.put(LOCK_KEY, json.dumps(record).encode())
+    assert json.loads(local_storage.get(LOCK_KEY))["pid"] == os.getpid()
+    with maintenance(local_storage, "forget", wait=0):
+        assert json.loads(local_storage.get(LOCK_KEY))["job"] == "forget"
+
+
+def test_a_thread_holding_the_lock_runs_its_jobs_under_it(local_storage: Any) -> None:
+    write_rows(local_storage, [row("a", when_us=NOW_US)], "s1")
+    write_rows(local_storage, [row("b", when_us=NOW_US)], "s2")
+    with maintenance(local_storage, "maintenance") as outer:
+        compact(local_storage, wait=0)  # no LockBusy: this thread holds it
+        assert json.loads(local_storage.get(LOCK_KEY))["token"] == outer.token
+    assert len(local_storage.list("events/")) == 1
+    assert [i.key for i in local_storage.list("_locks/")] == []
+
+
+def test_a_concurrent_conditional_write_counts_as_busy(local_storage: Any, monkeypatch: Any) -> None:
+    from traceglider.errors import WriteConflict
+
+    def conflict(key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        raise WriteConflict("409 ConditionalRequestConflict")
+
+    monkeypatch.setattr(local_storage, "put", conflict)
+    with pytest.raises(LockBusy):
+        MaintenanceLock(local_storage, "compact").acquire(wait=0)

@@ -374,7 +374,15 @@ class Engine:
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]
-            dataset = self._build(key, self.plan(site, lo, hi), start, end)
+            try:
+                dataset = self._build(key, self.plan(site, lo, hi), start, end)
+            except BaseException:
+                # a file gone, storage unreachable: what was made so far goes, so that
+                # the next try of the same files starts clean
+                self._drop_partial(key)
+                with self._lock:
+                    self._build_locks.pop(key, None)
+                raise
             dataset.period = (site, lo, hi)
             with self._lock:
                 # the same period built from older files (new events arrived): not needed again
@@ -511,6 +519,21 @@ class Engine:
         cur.execute(_SESSIONS.format(r=r, c=c, k=k))
         cur.execute(_EVENTS.format(r=r, k=k, e=e, a=a, cols=", ".join(self.columns)))
         cur.execute(f"DROP TABLE {r}; DROP TABLE {k}; DROP TABLE {c}")
+
+    def _drop_partial(self, key: str) -> None:
+        """Drop the tables, views and types of a build of `key` that failed."""
+        cur = self.cursor()
+        try:
+            prefix = {"prefix": key + "_"}
+            for kind, catalog in (("VIEW", "views"), ("TABLE", "tables"), ("TYPE", "types")):
+                column = kind.lower() + "_name"
+                listing = f"SELECT {column} FROM duckdb_{catalog}() WHERE starts_with({column}, $prefix)"
+                for (name,) in cur.execute(listing, prefix).fetchall():
+                    cur.execute(f"DROP {kind} IF EXISTS {name}")
+        except Exception:  # noqa: BLE001 - a name left over fails the next build loudly
+            log.warning("could not drop the tables of a failed build %s", key, exc_info=True)
+        finally:
+            cur.close()
 
     def _drop(self, dataset: Dataset) -> None:
         # not through fetch(): its answer cache would skip a second DROP of the same names

@@ -6,9 +6,13 @@ its merged file. So each takes this lock first: an object `_locks/maintenance.js
 created only if absent (a create-only link on local disk, `If-None-Match: *` on S3),
 holding its owner and an expiry. A job that died leaves a lock that expires after
 `ttl` seconds (jobs renew theirs as they go, so a long one keeps it), or at once when
-its process is gone and was on this machine; a waiting job then removes it and takes
-the lock itself. The collector never takes it: it only adds
-new files, which no job touches before they are listed.
+its process is gone and was on this machine (a process id reused after a restart, as
+a container's PID 1 always is, is told apart by the process's start time); a waiting
+job then removes it and takes the lock itself. The collector never takes it: it only
+adds new files, which no job touches before they are listed.
+
+A thread that holds the lock and starts another job on the same storage (a
+maintenance round: compaction, then retention) goes on under the lock it holds.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from traceglider.errors import StorageError
+from traceglider.errors import StorageError, WriteConflict
 from traceglider.storage.base import Storage
 
 log = logging.getLogger("traceglider.lock")
@@ -45,14 +51,18 @@ class MaintenanceLock:
 
     def _record(self) -> bytes:
         return json.dumps({"job": self.job, "token": self.token, "host": socket.gethostname(),
-                           "pid": os.getpid(), "expires": self.clock() + self.ttl}).encode()
+                           "pid": os.getpid(), "started": process_started(os.getpid()),
+                           "expires": self.clock() + self.ttl}).encode()
 
     def acquire(self, wait: float = WAIT_SECONDS, poll: float = 1.0) -> None:
         deadline = time.monotonic() + wait
         while True:
-            if self.storage.put(LOCK_KEY, self._record(), if_absent=True):
-                self.held = True
-                return
+            try:
+                if self.storage.put(LOCK_KEY, self._record(), if_absent=True):
+                    self.held = True
+                    return
+            except WriteConflict:
+                pass  # another job is taking it this instant: it is busy
             holder = self._holder()
             if holder is not None and self._stale(holder):
                 again = self._holder()  # another waiter may have replaced it just now
@@ -77,7 +87,8 @@ class MaintenanceLock:
             return True
         except OSError:
             return False
-        return False
+        started = process_started(holder["pid"])  # the same process, or its id reused?
+        return bool(holder.get("started") and started and holder["started"] != started)
 
     def _holder(self) -> dict | None:
         try:
@@ -99,14 +110,34 @@ class MaintenanceLock:
         self.held = False
 
 
+_held = threading.local()  # id(storage) -> the lock this thread holds on it
+
+
 @contextmanager
 def maintenance(storage: Storage, job: str, wait: float = WAIT_SECONDS) -> Iterator[MaintenanceLock]:
+    held: dict[int, MaintenanceLock] = _held.__dict__.setdefault("locks", {})
+    if id(storage) in held:  # this thread holds it already: one job of a round
+        yield held[id(storage)]
+        return
     lock = MaintenanceLock(storage, job)
     lock.acquire(wait)
+    held[id(storage)] = lock
     try:
         yield lock
     finally:
+        del held[id(storage)]
         try:
             lock.release()
         except StorageError as exc:  # it expires by itself; the job's own outcome matters more
             log.warning("could not release the maintenance lock: %s", exc)
+
+
+def process_started(pid: int) -> str | None:
+    """When a process started (boot id and clock ticks since boot), to tell it from a
+    later process given the same id; None where /proc does not say (not Linux)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return f"{boot}:{stat.rpartition(')')[2].split()[19]}"  # field 22, after "(comm)"
+    except (OSError, IndexError):
+        return None

@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from traceglider.errors import StorageError
+from traceglider.errors import StorageError, WriteConflict
 from traceglider.storage.base import ObjectInfo
 
 # Short timeouts: an unreachable store must turn into a retry from the spool (and a
@@ -69,7 +69,9 @@ class S3Storage:
                     if code in ("PreconditionFailed", "412"):
                         return False  # the object exists: an earlier attempt wrote it
                     # 409 ConditionalRequestConflict: a concurrent write is still in
-                    # flight and may yet fail; raise, so the caller retries later.
+                    # flight and may yet fail; the caller retries later.
+                    if code in ("ConditionalRequestConflict", "409"):
+                        raise WriteConflict(f"s3://{self.bucket}/{self._key(key)} is being written") from exc
                     if code not in ("NotImplemented", "501"):
                         raise
                     self._conditional_writes = False
