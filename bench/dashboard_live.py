@@ -10,6 +10,9 @@ prepared at start and recomputed in the background). Each load fetches the defau
 view's requests (`traceglider.dashboard.panels`) six at a time, as a browser does, and
 is timed until the last answer. Reported: time from start until the first load can be
 served, load times, the oldest answer seen, and the server's CPU seconds per minute.
+The first two runs leave out serve's maintenance round (TG_COMPACT_SECONDS=0; its
+first round would come after 5 minutes anyway); `--compact-every N` adds a kept-ready
+run with a round every N seconds, the first one N seconds after start.
 """
 
 from __future__ import annotations
@@ -139,12 +142,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--rate", type=float, default=20, help="live events per second")
     ap.add_argument("--every", type=float, default=5, help="seconds between dashboard loads")
+    ap.add_argument("--compact-every", type=float, default=0,
+                    help="also a kept-ready run with serve's maintenance round every this many seconds")
     args = ap.parse_args()
     rows = [["mode", "ready after start s", "first load s", "median load s", "slowest load s", "loads",
              "oldest answer s", "server CPU s/min"]]
     rows.append(run("computed on request (baseline)", Path(args.data), args.site, args.seconds, args.rate,
-                    args.every, {"TG_DASHBOARD_REFRESH": "0", "TG_DASHBOARD_PREPARE": "false"}))
-    rows.append(run("kept ready (default)", Path(args.data), args.site, args.seconds, args.rate, args.every, {}))
+                    args.every, {"TG_DASHBOARD_REFRESH": "0", "TG_DASHBOARD_PREPARE": "false",
+                                 "TG_COMPACT_SECONDS": "0"}))
+    rows.append(run("kept ready (default)", Path(args.data), args.site, args.seconds, args.rate, args.every,
+                    {"TG_COMPACT_SECONDS": "0"}))
+    if args.compact_every:
+        rows.append(run(f"kept ready, compacting every {args.compact_every:g} s", Path(args.data), args.site,
+                        args.seconds, args.rate, args.every, {"TG_COMPACT_SECONDS": str(args.compact_every)}))
     print(table(rows))
 
 

@@ -557,7 +557,9 @@ class Engine:
         """`run()`, and once more if files it read were replaced meanwhile: compaction,
         erasure and retention rewrite or delete files, and a listing (cached for a
         moment) or a period's tables (which read some columns when first needed) can
-        name files that are gone. The second try lists again and builds afresh."""
+        name files that are gone. The second try lists again: a period whose files
+        changed gets new tables (and the old ones are retired as for any new data); one
+        whose files are the same (a passing S3 error) keeps its tables."""
         import duckdb
 
         try:
@@ -565,10 +567,7 @@ class Engine:
         except duckdb.IOException:  # "No files found" on disk, an HTTP 404 on S3
             log.info("files changed while they were read; reading again")
         with self._lock:
-            stale = list(self._cache.values())
-            self._cache.clear()
             self._listing.clear()
-        self._retire(stale)  # dropped a little later: a query may still be using them
         try:
             return run()
         except duckdb.IOException as exc:
