@@ -123,6 +123,10 @@ def run(label: str, data: Path, site: str, seconds: float, rate: float, every: f
                 ages.append(age)
                 time.sleep(max(0.0, every - took))
             cpu = (cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0) * 60
+            maintenance = client.get("/healthz").json().get("maintenance")
+            if maintenance and maintenance["rounds"]:
+                print(f"{label}: {maintenance['rounds']} maintenance rounds, the last {maintenance['last']}",
+                      file=sys.stderr)
         except Exception:
             print("server exit", proc.poll(), (Path(tmp) / "server.log").read_text()[-3000:], file=sys.stderr)
             raise

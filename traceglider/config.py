@@ -194,9 +194,11 @@ SETTINGS: list[Setting] = [
             "looking at; meanwhile the page is answered from the last one and shows its age "
             "(the Stats API is always computed on request). 0: dashboard panels too."),
     Setting("stats_memory_mb", None, _positive_int,
-            "Memory the stats engine's cached tables may use, in MiB (10 million events "
-            "take about 1.5 GiB); the least recently used periods are dropped beyond it. "
-            "Default: a quarter of the machine's (or container's) memory, per worker."),
+            "Memory the stats engine's cached tables may use, in MiB, per worker (10 million "
+            "events take about 1.5 GiB); the least recently used periods are dropped beyond "
+            "it, and DuckDB may use twice it (at least 256 MiB), spilling to disk beyond. "
+            "Default: a quarter of the memory of the machine or of the process's cgroup "
+            "(container, systemd MemoryMax), shared by the workers."),
     Setting("dashboard_prepare", True, _bool,
             "When `serve` starts, compute the dashboard's default view of up to three sites "
             "(TG_SITES, else the first found in storage) so the first visit opens at once."),

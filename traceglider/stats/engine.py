@@ -23,8 +23,11 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +59,7 @@ RESULT_ENTRIES = 512
 _TABLE_NAME = re.compile(r"\bt[0-9a-f]{16}_[esv]\b")
 LIST_TTL_SECONDS = 2.0
 RETIRE_SECONDS = 20.0  # an evicted period's tables are dropped this long after
+MIN_DUCKDB_MEMORY = 256 << 20
 
 _INTER = "('custom','click','form_submit')"
 _VISIT_ATTRS = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
@@ -262,7 +266,10 @@ class Engine:
     def connection(self) -> Any:
         with self._lock:
             if self._con is None:
-                self._con = connect(self.storage, self.s3_endpoint_url, self.threads)
+                # DuckDB may use twice the cached tables' budget (they live in it, and
+                # each query needs room besides), and at least 256 MiB
+                limit = max(2 * self.memory_budget, MIN_DUCKDB_MEMORY) if self.memory_budget else memory_total() // 2
+                self._con = connect(self.storage, self.s3_endpoint_url, self.threads, limit)
             return self._con
 
     def cursor(self) -> Any:
@@ -559,19 +566,25 @@ class Engine:
         moment) or a period's tables (which read some columns when first needed) can
         name files that are gone. The second try lists again: a period whose files
         changed gets new tables (and the old ones are retired as for any new data); one
-        whose files are the same (a passing S3 error) keeps its tables."""
+        whose files are the same (a passing S3 error) keeps its tables. A query that
+        needs more memory than DuckDB may use (half of the process's) is a 503."""
         import duckdb
 
         try:
-            return run()
-        except duckdb.IOException:  # "No files found" on disk, an HTTP 404 on S3
-            log.info("files changed while they were read; reading again")
-        with self._lock:
-            self._listing.clear()
-        try:
-            return run()
-        except duckdb.IOException as exc:
-            raise Unavailable("the data changed while it was read; please try again", retry_after=1) from exc
+            try:
+                return run()
+            except duckdb.IOException:  # "No files found" on disk, an HTTP 404 on S3
+                log.info("files changed while they were read; reading again")
+            with self._lock:
+                self._listing.clear()
+            try:
+                return run()
+            except duckdb.IOException as exc:
+                raise Unavailable("the data changed while it was read; please try again", retry_after=1) from exc
+        except duckdb.OutOfMemoryException as exc:
+            log.warning("a stats query ran out of memory: %s", exc)
+            raise Unavailable("not enough memory for this query right now; please try again, or a shorter "
+                              "period", retry_after=30) from exc
 
     def clear(self) -> None:
         with self._lock:
@@ -591,29 +604,55 @@ class Engine:
                 self._con = None
 
 
-def default_memory_budget() -> int:
-    """A quarter of the machine's memory, or of the container's limit when lower."""
+def memory_total(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The memory this process may use: the machine's, or its cgroup's limit when lower
+    (a container's, or a systemd unit's MemoryMax, whose cgroup is not the root)."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         total = 8 << 30
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    candidates = [f"{cgroup_root}/memory.max", f"{cgroup_root}/memory/memory.limit_in_bytes"]
+    try:
+        for line in Path(proc_cgroup).read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # cgroup v2
+                candidates.append(f"{cgroup_root}{path.rstrip('/')}/memory.max")
+            elif "memory" in controllers.split(","):  # cgroup v1
+                candidates.append(f"{cgroup_root}/memory{path.rstrip('/')}/memory.limit_in_bytes")
+    except (OSError, ValueError):
+        pass
+    for limit_file in candidates:
         try:
             raw = Path(limit_file).read_text().strip()
         except OSError:
             continue
         if raw.isdigit():
             total = min(total, int(raw))
-    return total // 4
+    return total
 
 
-def connect(storage: Storage, endpoint_url: str | None = None, threads: int | None = None) -> Any:
+def default_memory_budget() -> int:
+    """A quarter of the memory this process may use, for the cached tables."""
+    return memory_total() // 4
+
+
+def connect(storage: Storage, endpoint_url: str | None = None, threads: int | None = None,
+            memory_limit: int | None = None) -> Any:
     """A DuckDB connection that never downloads anything: extensions come from the
-    installed `duckdb-extension-httpfs` package, S3 credentials from boto3's chain."""
+    installed `duckdb-extension-httpfs` package, S3 credentials from boto3's chain.
+
+    `memory_limit` (bytes; default half of what this process may use): DuckDB's own
+    default is 80% of the machine's memory, blind to a systemd unit's limit, and past
+    the real limit the kernel kills the whole server, collector included. Beyond it
+    DuckDB spills to a temporary directory, and a query that still does not fit fails
+    (a 503, `Engine.reading`)."""
     import duckdb
 
+    spill = _spill_directory()
     con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+                                 "autoload_known_extensions": False,
+                                 "memory_limit": f"{(memory_limit or memory_total() // 2) >> 20}MB",
+                                 "temp_directory": str(spill)})
     # The tables live in memory: an automatic checkpoint would compress every cached
     # table again (seconds at 10 million rows) inside whichever statement trips it.
     con.execute("SET checkpoint_threshold = '1TB'")
@@ -622,6 +661,18 @@ def connect(storage: Storage, endpoint_url: str | None = None, threads: int | No
     if str(getattr(storage, "url", "")).startswith("s3://"):
         _setup_s3(con, endpoint_url)
     return con
+
+
+def _spill_directory() -> Path:
+    """A directory of this connection's own for DuckDB to spill to (its files have
+    fixed names); DuckDB removes it on close. Those of processes that are gone (killed)
+    are removed here."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob("traceglider-duckdb-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return base / f"traceglider-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def httpfs_path() -> str:
