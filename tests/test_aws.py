@@ -360,6 +360,12 @@ def test_the_scheduled_compaction_merges_today_and_applies_retention(
     assert aws.compact_handler({}, None)["compacted"][today()] == []  # nothing left to merge
 
 
+def test_the_compaction_keeps_760_days_when_no_retention_is_set(lambda_env: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TG_RETENTION_DAYS", raising=False)
+    assert aws.compact_handler({"dates": ["2026-01-02"]}, None)["retention_days"] == 760
+
+
 def test_the_compaction_takes_dates_to_redo(lambda_env: str) -> None:
     summary = aws.compact_handler({"dates": ["2026-01-02"], "retention_days": 9999}, None)
     assert summary["compacted"] == {"2026-01-02": []} and summary["retention_days"] == 9999

@@ -152,3 +152,12 @@ def test_the_retention_command_deletes_old_partitions_and_salts(tmp_path: Path,
     out = capsys.readouterr().out
     assert "removed 1 file(s) older than 30 days" in out and "deleted 1 cookieless salt(s)" in out
     assert stored_ids(storage) == ["new"] and storage.list("_salts/") == []
+
+
+def test_serve_warns_at_start_while_no_retention_is_set(tmp_path: Path) -> None:
+    from traceglider.config import load
+    from traceglider.serve import _banner
+
+    env = {"TG_STORAGE": str(tmp_path), "TG_SECRET": "s" * 32, "TG_SITES": SITE}
+    assert "TG_RETENTION_DAYS is unset: events are kept until deleted" in _banner(load(env=env))
+    assert "TG_RETENTION_DAYS" not in _banner(load(env={**env, "TG_RETENTION_DAYS": "760"}))

@@ -196,7 +196,8 @@ SETTINGS: list[Setting] = [
     Setting("stats_memory_mb", None, _positive_int,
             "Memory the stats engine's cached tables may use, in MiB, per worker (10 million "
             "events take about 1.5 GiB); the least recently used periods are dropped beyond "
-            "it, and DuckDB may use twice it (at least 256 MiB), spilling to disk beyond. "
+            "it, and DuckDB may use twice it (at least 256 MiB, at most the worker's share of "
+            "half the memory), spilling to disk beyond. "
             "Default: a quarter of the memory of the machine or of the process's cgroup "
             "(container, systemd MemoryMax), shared by the workers."),
     Setting("dashboard_prepare", True, _bool,

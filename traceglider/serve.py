@@ -39,6 +39,9 @@ def _banner(settings: Settings) -> str:
     ]
     if not settings.sites:
         lines.append("  warning     TG_SITES is unset: events for any site are accepted")
+    if settings.retention_days is None:
+        lines.append("  warning     TG_RETENTION_DAYS is unset: events are kept until deleted "
+                     "(760 days is the documented default)")
     return "\n".join(lines)
 
 

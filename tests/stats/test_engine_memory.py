@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from traceglider.errors import Unavailable
-from traceglider.stats.engine import Engine, memory_total
+from traceglider.memory import duckdb_share, memory_total
+from traceglider.proc import pid_namespace
+from traceglider.stats.engine import Engine
 from traceglider.storage.local import LocalStorage
 
 
@@ -43,14 +45,22 @@ def test_no_limit_means_the_machine_memory(tmp_path: Path) -> None:
     assert limits(tmp_path, "0::/\n", {"memory.max": "max"}) == machine
 
 
-def test_duckdb_is_held_to_half_of_it_and_spills_to_a_directory_of_its_own(tmp_path: Path) -> None:
-    engine = Engine(LocalStorage(str(tmp_path)))
+def test_duckdb_is_held_to_twice_the_budget_and_spills_to_a_directory_of_its_own(tmp_path: Path) -> None:
+    engine = Engine(LocalStorage(str(tmp_path)), memory_budget=300 << 20)
     try:
         limit, spill = engine.fetch("SELECT current_setting('memory_limit'), current_setting('temp_directory')")[0]
-        assert float(limit.split()[0]) * (1 << 30 if "GiB" in limit else 1 << 20) <= memory_total() / 2 * 1.01
-        assert "traceglider-duckdb-" in spill
+        assert limit == "600.0 MiB"
+        assert f"traceglider-duckdb-{pid_namespace()}-" in spill
     finally:
         engine.close()
+
+
+def test_the_duckdb_share_has_a_floor_and_a_ceiling() -> None:
+    half = memory_total() // 2
+    assert duckdb_share(1) == min(256 << 20, half)  # a tiny budget still leaves DuckDB room
+    assert duckdb_share(300 << 20) == min(600 << 20, half)
+    assert duckdb_share(10 * memory_total()) == half  # never more than half of memory
+    assert duckdb_share(10 * memory_total(), processes=4) == half // 4  # shared by the workers
 
 
 def test_a_query_past_the_memory_limit_is_a_503(tmp_path: Path) -> None:
@@ -75,13 +85,15 @@ def test_spill_directories_of_processes_that_are_gone_are_removed(tmp_path: Path
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    (tmp_path / f"traceglider-duckdb-{gone}-0123abcd").mkdir()
-    (tmp_path / f"traceglider-duckdb-{os.getpid()}-4567ef01").mkdir()  # a live one's: kept
+    ns = pid_namespace()
+    (tmp_path / f"traceglider-duckdb-{ns}-{gone}-0123abcd").mkdir()
+    (tmp_path / f"traceglider-duckdb-{ns}-{os.getpid()}-4567ef01").mkdir()  # a live one's: kept
+    (tmp_path / f"traceglider-duckdb-1-{gone}-89ab0123").mkdir()  # another namespace's: kept
     engine = Engine(LocalStorage(str(tmp_path / "data")))
     try:
         spill = engine.fetch("SELECT current_setting('temp_directory')")[0][0]
-        assert spill.startswith(str(tmp_path / f"traceglider-duckdb-{os.getpid()}-"))
-        assert sorted(p.name for p in tmp_path.glob("traceglider-duckdb-*")) == [
-            f"traceglider-duckdb-{os.getpid()}-4567ef01"]
+        assert spill.startswith(str(tmp_path / f"traceglider-duckdb-{ns}-{os.getpid()}-"))
+        assert sorted(p.name for p in tmp_path.glob("traceglider-duckdb-*")) == sorted([
+            f"traceglider-duckdb-{ns}-{os.getpid()}-4567ef01", f"traceglider-duckdb-1-{gone}-89ab0123"])
     finally:
         engine.close()

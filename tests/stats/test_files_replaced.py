@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import row
+from tests.helpers import row, wait_for
 from traceglider.errors import Unavailable
 from traceglider.stats.api import handle
 from traceglider.stats.engine import Engine
@@ -86,3 +86,58 @@ def test_a_build_that_failed_leaves_nothing_behind_and_the_retry_succeeds(
         assert len({n.partition("_")[0] for n in names}) == 1  # the one good build, no leftovers
     finally:
         engine.close()
+
+
+def test_a_build_waiting_behind_a_failed_one_meets_no_second_build(local_storage: Storage,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The dashboard asks for one period six requests at a time: when the first build
+    # fails, the ones waiting behind it must build once, not side by side.
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    import duckdb
+
+    write_rows(local_storage, [row("a", when_us=now_us(60), visitor_id="v1")], "one")
+    engine = Engine(local_storage)
+    real, calls, failing = engine._build, [], threading.Event()
+
+    def build(key, plan, start, end):  # type: ignore[no-untyped-def]
+        calls.append(key)
+        if len(calls) == 1:  # makes a table, then meets a file that is gone
+            engine.cursor().execute(f"CREATE TABLE {key}_a AS SELECT 1 AS x")
+            failing.wait(5)
+            raise duckdb.IOException("No files found")
+        dataset = real(key, plan, start, end)
+        threading.Event().wait(0.3)  # a third request arrives meanwhile
+        return dataset
+
+    monkeypatch.setattr(engine, "_build", build)
+    end = datetime.now(UTC) + timedelta(hours=1)
+    start = end - timedelta(days=1)
+    got: dict[str, object] = {}
+
+    def ask(name: str) -> None:
+        try:
+            got[name] = engine.dataset(SITE, start, end)
+        except duckdb.IOException:
+            got[name] = "failed"
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert wait_for(lambda: len(calls) == 1)
+    second = threading.Thread(target=ask, args=("second",))
+    second.start()
+    threading.Event().wait(0.2)  # waiting for the first build
+    failing.set()
+    assert wait_for(lambda: len(calls) == 2)
+    third = threading.Thread(target=ask, args=("third",))
+    third.start()
+    for t in (first, second, third):
+        t.join(10)
+    try:
+        assert got["first"] == "failed" and got["second"] is got["third"]
+        assert len(calls) == 2  # one build after the failure, shared
+        assert engine.fetch(f"SELECT count(*) FROM {got['second'].visits}")[0][0] == 1  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+

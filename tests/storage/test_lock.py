@@ -126,3 +126,22 @@ def test_a_concurrent_conditional_write_counts_as_busy(local_storage: Any, monke
     monkeypatch.setattr(local_storage, "put", conflict)
     with pytest.raises(LockBusy):
         MaintenanceLock(local_storage, "compact").acquire(wait=0)
+
+
+def test_a_holder_in_another_pid_namespace_keeps_its_lock_until_it_expires(local_storage: Any) -> None:
+    # Containers sharing the host's name (host networking) each have their own pids: a
+    # pid that is not ours proves nothing, so only the expiry counts.
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    record = json.loads(MaintenanceLock(local_storage, "compact")._record())
+    record.update(pid=int(gone), pidns="1")  # another namespace's process
+    local_storage.put(LOCK_KEY, json.dumps(record).encode())
+    with pytest.raises(LockBusy):
+        MaintenanceLock(local_storage, "forget").acquire(wait=0)
+    record["expires"] = 0
+    local_storage.put(LOCK_KEY, json.dumps(record).encode())
+    with maintenance(local_storage, "forget", wait=0):
+        pass

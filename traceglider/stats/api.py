@@ -32,16 +32,17 @@ INVALID_KEY = ("Invalid API key or site ID. Please make sure you're using a vali
 
 def engine_for(settings: Settings, storage: Storage) -> Engine:
     """One engine (one DuckDB database and its cache) per storage, shared by routers."""
-    from traceglider.stats.engine import Engine, default_memory_budget
+    from traceglider.memory import duckdb_share, memory_total
+    from traceglider.stats.engine import Engine
 
     with _ENGINES_LOCK:
         if id(storage) not in _ENGINES:
             # the default budget (a quarter of memory) is shared by a server's workers
             memory = getattr(settings, "stats_memory_mb", None)
             workers = max(1, int(getattr(settings, "workers", 1) or 1))
-            budget = memory << 20 if memory else default_memory_budget() // workers
+            budget = memory << 20 if memory else memory_total() // 4 // workers
             _ENGINES[id(storage)] = Engine(storage, s3_endpoint_url=getattr(settings, "s3_endpoint_url", None),
-                                           memory_budget=budget)
+                                           memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
         return _ENGINES[id(storage)]
 
 

@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from traceglider.errors import Unavailable
+from traceglider.memory import duckdb_share, memory_total, open_duckdb
 from traceglider.storage.layout import (
     EVENTS_PREFIX,
     VISIT_ID_SQL,
@@ -59,7 +56,6 @@ RESULT_ENTRIES = 512
 _TABLE_NAME = re.compile(r"\bt[0-9a-f]{16}_[esv]\b")
 LIST_TTL_SECONDS = 2.0
 RETIRE_SECONDS = 20.0  # an evicted period's tables are dropped this long after
-MIN_DUCKDB_MEMORY = 256 << 20
 
 _INTER = "('custom','click','form_submit')"
 _VISIT_ATTRS = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
@@ -230,12 +226,14 @@ class Engine:
                  clock: Callable[[], float] = time.time, threads: int | None = None,
                  cache_entries: int = CACHE_ENTRIES, result_entries: int = RESULT_ENTRIES,
                  attributes: tuple[str, ...] = _VISIT_ATTRS, columns: tuple[str, ...] = _COLUMNS,
-                 memory_budget: int | None = None, keep_events: bool = True) -> None:
+                 memory_budget: int | None = None, duckdb_memory: int | None = None,
+                 keep_events: bool = True) -> None:
         """`attributes` and `columns`: the visit attributes the visits table holds and
         the columns of the events table (all by default; a caller with a fixed set of
         queries, such as `traceglider stats`, names fewer and the rest is not read).
         `memory_budget`: bytes the cached tables may use (default a quarter of the
-        machine's memory; 10 million events take about 1.5 GB); 0 for no limit.
+        memory this process may use; 10 million events take about 1.5 GB); 0 for no
+        limit. `duckdb_memory`: DuckDB's limit (default `memory.duckdb_share`).
         `keep_events=False`: a caller that reads a period's events once (`traceglider
         stats`) reads compacted files through a view instead of storing them."""
         unknown = (set(attributes) - set(_VISIT_ATTRS)) | (set(columns) - set(_COLUMNS))
@@ -248,7 +246,8 @@ class Engine:
         self.s3_endpoint_url = s3_endpoint_url or getattr(storage, "endpoint_url", None)
         self.threads = threads
         self.cache_entries = cache_entries
-        self.memory_budget = default_memory_budget() if memory_budget is None else memory_budget
+        self.memory_budget = memory_total() // 4 if memory_budget is None else memory_budget
+        self.duckdb_memory = duckdb_memory or duckdb_share(self.memory_budget)
         self.keep_events = keep_events
         self._con: Any = None
         self._lock = threading.Lock()
@@ -266,10 +265,7 @@ class Engine:
     def connection(self) -> Any:
         with self._lock:
             if self._con is None:
-                # DuckDB may use twice the cached tables' budget (they live in it, and
-                # each query needs room besides), and at least 256 MiB
-                limit = max(2 * self.memory_budget, MIN_DUCKDB_MEMORY) if self.memory_budget else memory_total() // 2
-                self._con = connect(self.storage, self.s3_endpoint_url, self.threads, limit)
+                self._con = connect(self.storage, self.s3_endpoint_url, self.threads, self.duckdb_memory)
             return self._con
 
     def cursor(self) -> Any:
@@ -385,10 +381,9 @@ class Engine:
                 dataset = self._build(key, self.plan(site, lo, hi), start, end)
             except BaseException:
                 # a file gone, storage unreachable: what was made so far goes, so that
-                # the next try of the same files starts clean
+                # the next try of the same files starts clean (under the same build
+                # lock, kept: a build waiting for it must not meet a second one)
                 self._drop_partial(key)
-                with self._lock:
-                    self._build_locks.pop(key, None)
                 raise
             dataset.period = (site, lo, hi)
             with self._lock:
@@ -604,55 +599,14 @@ class Engine:
                 self._con = None
 
 
-def memory_total(proc_cgroup: str = "/proc/self/cgroup", cgroup_root: str = "/sys/fs/cgroup") -> int:
-    """The memory this process may use: the machine's, or its cgroup's limit when lower
-    (a container's, or a systemd unit's MemoryMax, whose cgroup is not the root)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 8 << 30
-    candidates = [f"{cgroup_root}/memory.max", f"{cgroup_root}/memory/memory.limit_in_bytes"]
-    try:
-        for line in Path(proc_cgroup).read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            if controllers == "":  # cgroup v2
-                candidates.append(f"{cgroup_root}{path.rstrip('/')}/memory.max")
-            elif "memory" in controllers.split(","):  # cgroup v1
-                candidates.append(f"{cgroup_root}/memory{path.rstrip('/')}/memory.limit_in_bytes")
-    except (OSError, ValueError):
-        pass
-    for limit_file in candidates:
-        try:
-            raw = Path(limit_file).read_text().strip()
-        except OSError:
-            continue
-        if raw.isdigit():
-            total = min(total, int(raw))
-    return total
-
-
-def default_memory_budget() -> int:
-    """A quarter of the memory this process may use, for the cached tables."""
-    return memory_total() // 4
-
-
 def connect(storage: Storage, endpoint_url: str | None = None, threads: int | None = None,
             memory_limit: int | None = None) -> Any:
     """A DuckDB connection that never downloads anything: extensions come from the
     installed `duckdb-extension-httpfs` package, S3 credentials from boto3's chain.
 
-    `memory_limit` (bytes; default half of what this process may use): DuckDB's own
-    default is 80% of the machine's memory, blind to a systemd unit's limit, and past
-    the real limit the kernel kills the whole server, collector included. Beyond it
-    DuckDB spills to a temporary directory, and a query that still does not fit fails
-    (a 503, `Engine.reading`)."""
-    import duckdb
-
-    spill = _spill_directory()
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False,
-                                 "memory_limit": f"{(memory_limit or memory_total() // 2) >> 20}MB",
-                                 "temp_directory": str(spill)})
+    `memory_limit`: see `traceglider.memory.open_duckdb`; a query that does not fit
+    in it fails (a 503, `Engine.reading`)."""
+    con = open_duckdb(memory_limit, {"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     # The tables live in memory: an automatic checkpoint would compress every cached
     # table again (seconds at 10 million rows) inside whichever statement trips it.
     con.execute("SET checkpoint_threshold = '1TB'")
@@ -661,18 +615,6 @@ def connect(storage: Storage, endpoint_url: str | None = None, threads: int | No
     if str(getattr(storage, "url", "")).startswith("s3://"):
         _setup_s3(con, endpoint_url)
     return con
-
-
-def _spill_directory() -> Path:
-    """A directory of this connection's own for DuckDB to spill to (its files have
-    fixed names); DuckDB removes it on close. Those of processes that are gone (killed)
-    are removed here."""
-    base = Path(tempfile.gettempdir())
-    for old in base.glob("traceglider-duckdb-*"):
-        pid = old.name.split("-")[2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
-            shutil.rmtree(old, ignore_errors=True)
-    return base / f"traceglider-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def httpfs_path() -> str:

@@ -95,9 +95,9 @@ def _tag(table: pa.Table) -> str:
 def visit_ids(merged: pa.Table, carry: pa.Table) -> pa.Array:
     """The visit id of every row of `merged` (sorted by received_at), continuing the
     visits of `carry` (D-1's last 30 minutes, with their ids)."""
-    import duckdb
+    from traceglider.memory import open_duckdb
 
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         con.register("m", merged.select(["visitor_id", "received_at"]).append_column(
             "i", pa.array(range(merged.num_rows), pa.int64())))

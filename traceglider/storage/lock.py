@@ -26,9 +26,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from traceglider.errors import StorageError, WriteConflict
+from traceglider.proc import pid_namespace, process_started
 from traceglider.storage.base import Storage
 
 log = logging.getLogger("traceglider.lock")
@@ -51,7 +51,7 @@ class MaintenanceLock:
 
     def _record(self) -> bytes:
         return json.dumps({"job": self.job, "token": self.token, "host": socket.gethostname(),
-                           "pid": os.getpid(), "started": process_started(os.getpid()),
+                           "pidns": pid_namespace(), "pid": os.getpid(), "started": process_started(os.getpid()),
                            "expires": self.clock() + self.ttl}).encode()
 
     def acquire(self, wait: float = WAIT_SECONDS, poll: float = 1.0) -> None:
@@ -76,10 +76,14 @@ class MaintenanceLock:
             time.sleep(poll)
 
     def _stale(self, holder: dict) -> bool:
-        """Expired, or held by a process of this machine that is gone."""
+        """Expired, or held by a process of this machine (and pid namespace) that is gone.
+        A holder in another pid namespace (a container sharing the host's name) cannot
+        be looked up from here: only its expiry counts."""
         if holder.get("expires", 0) < self.clock():
             return True
         if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+            return False
+        if holder.get("pidns") != pid_namespace() or pid_namespace() is None:
             return False
         try:
             os.kill(holder["pid"], 0)
@@ -130,14 +134,3 @@ def maintenance(storage: Storage, job: str, wait: float = WAIT_SECONDS) -> Itera
             lock.release()
         except StorageError as exc:  # it expires by itself; the job's own outcome matters more
             log.warning("could not release the maintenance lock: %s", exc)
-
-
-def process_started(pid: int) -> str | None:
-    """When a process started (boot id and clock ticks since boot), to tell it from a
-    later process given the same id; None where /proc does not say (not Linux)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return f"{boot}:{stat.rpartition(')')[2].split()[19]}"  # field 22, after "(comm)"
-    except (OSError, IndexError):
-        return None
