@@ -49,7 +49,8 @@ def test_the_parser_accepts_or_refuses_with_a_4xx_and_nothing_else(document):  #
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    app = create_app(load(env={"TG_STORAGE": str(tmp / "data"), "TG_RATE_LIMIT": "0", "TG_API_TOKEN": TOKEN}))
+    app = create_app(load(env={"TG_STORAGE": str(tmp / "data"), "TG_RATE_LIMIT": "0", "TG_API_TOKEN": TOKEN,
+                               "TG_COMPACT_SECONDS": "0"}))
     with TestClient(app, headers={"user-agent": BROWSER_UA, "authorization": f"Bearer {TOKEN}"}) as test_client:
         yield test_client
 
