@@ -221,3 +221,30 @@ def test_the_default_view_asks_exactly_what_serve_prepares(server: str, browser:
     assert page.locator("#age").text_content().startswith("updated ")
     page.screenshot(path="/tmp/tg-dashboard-ready.png")
     context.close()
+
+
+def test_a_503_that_says_when_is_retried_once_and_a_second_one_shown(server: str, browser: object) -> None:
+    # The server answers 503 with Retry-After when files were replaced under a query
+    # (compaction) or memory is short for a moment: the page asks again once.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    refused: dict[str, int] = {"aggregate": 0, "goals": 0}
+    busy = '{"error": "the data changed while it was read; please try again"}'
+
+    def answer(route: object, kind: str, times: int) -> None:
+        if refused[kind] < times:
+            refused[kind] += 1
+            route.fulfill(status=503, headers={"Retry-After": "1"}, body=busy,  # type: ignore[attr-defined]
+                          content_type="application/json")
+        else:
+            route.continue_()  # type: ignore[attr-defined]
+
+    page.route("**/dashboard/api/aggregate?*", lambda route: answer(route, "aggregate", 1))
+    page.route("**/dashboard/api/goals?*", lambda route: answer(route, "goals", 99))
+    _login(page, server)
+    page.wait_for_function("document.querySelector('.stat-value').textContent.trim().length > 0")
+    assert refused["aggregate"] == 1  # refused once, then answered: figures on the page
+    page.wait_for_function("!document.getElementById('error').hidden")  # goals: refused twice
+    assert refused["goals"] == 2
+    assert "please try again" in page.locator("#error").text_content()
+    context.close()

@@ -48,10 +48,17 @@
     Object.keys(extra || {}).forEach(function (k) { p.set(k, extra[k]); });
     return p.toString();
   }
-  function get(kind, extra) {
+  function get(kind, extra, retried) {
     return fetch("/dashboard/api/" + kind + "?" + params(extra), { credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) { window.location.reload(); }
+        // A 503 that says when to come back (files replaced by a compaction while
+        // they were read, memory short for a moment): once, after that wait.
+        var wait = Number(r.headers.get("Retry-After"));
+        if (r.status === 503 && !retried && wait > 0 && wait <= 30) {
+          return new Promise(function (done) { setTimeout(done, wait * 1000); })
+            .then(function () { return get(kind, extra, true); });
+        }
         noteAge(Number(r.headers.get("Age") || 0));
         return r.json().then(function (body) {
           if (!r.ok) { throw new Error(body && body.error ? body.error : "HTTP " + r.status); }
