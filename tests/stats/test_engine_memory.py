@@ -45,6 +45,10 @@ def test_no_limit_means_the_machine_memory(tmp_path: Path) -> None:
     assert limits(tmp_path, "0::/\n", {"memory.max": "max"}) == machine
 
 
+LINUX_PROC = pytest.mark.skipif(pid_namespace() is None, reason="needs Linux /proc")
+
+
+@LINUX_PROC
 def test_duckdb_is_held_to_twice_the_budget_and_spills_to_a_directory_of_its_own(tmp_path: Path) -> None:
     engine = Engine(LocalStorage(str(tmp_path)), memory_budget=300 << 20)
     try:
@@ -75,6 +79,7 @@ def test_a_query_past_the_memory_limit_is_a_503(tmp_path: Path) -> None:
         engine.close()
 
 
+@LINUX_PROC
 def test_spill_directories_of_processes_that_are_gone_are_removed(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import os

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import row, stored_ids
+from traceglider.proc import pid_namespace
 from traceglider.storage.compact import compact
 from traceglider.storage.lock import LOCK_KEY, LockBusy, MaintenanceLock, maintenance
 from traceglider.storage.parquet import write_rows
@@ -93,6 +94,7 @@ def test_a_lock_that_cannot_be_removed_does_not_fail_the_job(local_storage: Any,
     assert [i.key for i in local_storage.list("_locks/")] == [LOCK_KEY]  # left to expire
 
 
+@pytest.mark.skipif(pid_namespace() is None, reason="needs Linux /proc")
 def test_a_lock_whose_process_id_now_belongs_to_another_process_is_taken(local_storage: Any) -> None:
     # A container restarted: its server is PID 1 again, but not the process that took
     # the lock (killed in the middle of a compaction). Its start time tells them apart.
