@@ -118,7 +118,7 @@ def create_app(
     app.include_router(dashboard_router(settings, storage))
     app.include_router(rights_router(settings, storage, sink))
 
-    answers = answers_for(settings, storage) if settings.mode == "server" else None
+    answers = answers_for(settings, storage)  # None on Lambda
     maintainer = (Maintainer(storage, settings.retention_days, settings.compact_seconds)
                   if settings.mode == "server" and settings.compact_seconds > 0 else None)
     tracker = TrackerScript()

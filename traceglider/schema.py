@@ -56,7 +56,6 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
 EVENT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in EVENT_FIELDS])
 COLUMNS: list[str] = [n for n, _, _ in EVENT_FIELDS]
 
-
 # `site` and `date` live in the Hive path (`site=S/date=D`), not inside the files:
 # Spark and Athena refuse a column that is both a partition and a data column.
 PARTITION_KEYS = ("site", "date")

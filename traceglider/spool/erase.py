@@ -16,9 +16,7 @@ from pathlib import Path
 import orjson
 
 from traceglider.fsutil import fsync_dir
-from traceglider.spool.wal import frame, read_records
-
-QUARANTINE = "bad"
+from traceglider.spool.wal import QUARANTINE, frame, read_records
 
 
 def erase_from_quarantine(spool_root: Path, visitor_id: str) -> int:

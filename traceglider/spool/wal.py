@@ -40,6 +40,7 @@ MAGIC = b"TGW1"
 _HEADER = struct.Struct("<4sII")
 MAX_RECORD = 64 * 1024 * 1024
 SEGMENT_BYTES = 64 * 1024 * 1024
+QUARANTINE = "bad"  # segments that cannot be delivered, kept for a person to look at
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ class Spool:
 
     def quarantine(self, segment: Segment) -> Path:
         """Move a segment that cannot be delivered out of the way, keeping its bytes."""
-        bad = self.root / "bad"
+        bad = self.root / QUARANTINE
         bad.mkdir(parents=True, exist_ok=True)
         target = bad / segment.path.name
         size = segment.path.stat().st_size

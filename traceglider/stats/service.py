@@ -198,7 +198,7 @@ def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]
     base = S.filtered_events(rest, p, ds.events, ds.visits)
     # All visitors, then one pass grouped by visitor over the events matching a goal
     # only: did they convert on each goal, and how often.
-    per, cols, conds = [], [S.total_visitors(rest, p, lambda: ds.events, ds.visits)], []
+    per, cols, conds = [], [S.total_visitors(rest, p, ds.events, ds.visits)], []
     for i, g in enumerate(goals):
         cond = S.goal_condition(g, "e", p)
         conds.append(cond)

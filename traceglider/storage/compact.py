@@ -56,7 +56,6 @@ SESSION_GAP_US = VISIT_TIMEOUT_MINUTES * 60 * 1_000_000
 _TAIL_COLUMNS = ["event_id", "visitor_id", "received_at", "visit_id"]
 
 
-
 @dataclass
 class CompactionResult:
     site: str

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from traceglider.storage.base import Storage
-from traceglider.storage.lock import WAIT_SECONDS, maintenance
+from traceglider.storage.lock import maintenance
 from traceglider.storage.parquet import list_partitions
 
 DEFAULT_DAYS = 760  # 25 months
@@ -23,12 +23,11 @@ def apply_retention(
     days: int,
     now: datetime | None = None,
     progress: Callable[[tuple[str, str], int], None] | None = None,
-    wait: float = WAIT_SECONDS,
 ) -> int:
     """Delete partitions older than `days`; returns the number of files removed.
     Interrupting is harmless: a rerun deletes what is left."""
     removed = 0
-    with maintenance(storage, "retention", wait):
+    with maintenance(storage, "retention"):
         for part, keys in sorted(expired_partitions(storage, days, now).items()):
             storage.delete(keys)
             removed += len(keys)
