@@ -68,3 +68,18 @@ def test_listing_partitions(storage):
     assert parts[("example.com", "2025-11-27")] == [
         object_key("example.com", "2025-11-27", "s1"), object_key("example.com", "2025-11-27", "s2")]
     assert list(list_partitions(storage, "b.org")) == [("b.org", "2025-11-27")]
+
+
+def test_a_concurrent_conditional_write_on_s3_is_a_write_conflict(s3_storage, monkeypatch):
+    # S3 answers 409 when another conditional write of the key is in flight: whether the
+    # object will exist is not known yet, which the maintenance lock counts as busy.
+    from botocore.exceptions import ClientError
+
+    from traceglider.errors import WriteConflict
+
+    def in_flight(**kwargs):
+        raise ClientError({"Error": {"Code": "ConditionalRequestConflict", "Message": "in flight"}}, "PutObject")
+
+    monkeypatch.setattr(s3_storage.client, "put_object", in_flight)
+    with pytest.raises(WriteConflict, match="is being written"):
+        s3_storage.put("x/obj", b"data", if_absent=True)
