@@ -1,5 +1,6 @@
-"""How the tracker sends: batches, a beacon when the page goes away, one retry on a
-network failure, and bounded work however fast the page scrolls."""
+"""How the tracker sends: batches, a beacon when the page goes away, retries after a
+network failure, a 429 or a 5xx (as long as Retry-After asks), and bounded work however
+fast the page scrolls."""
 
 from __future__ import annotations
 
@@ -70,6 +71,61 @@ def test_a_network_failure_is_retried_once(visit) -> None:
     rows = visit.events(where=lambda r: r["type"] == "pageview", settle=0.5)
     assert len(rows) == 1
     assert len(attempts) == 2 and attempts[0] == attempts[1]
+
+
+def _refuse_first(visit, status: int, retry_after: str | None):  # type: ignore[no-untyped-def]
+    """Answers the first /collect with `status` (with the CORS headers the collector
+    sends, so the page may read Retry-After), lets later ones through; returns the
+    times of the attempts."""
+    attempts: list[float] = []
+
+    def handler(route) -> None:  # type: ignore[no-untyped-def]
+        attempts.append(time.monotonic())
+        if len(attempts) > 1:
+            route.continue_()
+            return
+        headers = {"Access-Control-Allow-Origin": visit.base.split("/t/")[0],
+                   "Access-Control-Allow-Credentials": "true",
+                   "Access-Control-Expose-Headers": "Retry-After"}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        route.fulfill(status=status, headers=headers, body='{"detail":"refused"}')
+
+    visit.page.route(visit.collector.origin + "/collect", handler)
+    visit.allowed_errors.append(f"status of {status}")
+    return attempts
+
+
+def test_a_429_keeps_the_batch_and_sends_it_again_after_retry_after(visit) -> None:
+    attempts = _refuse_first(visit, 429, "2")
+    visit.open("spa.html")
+    rows = visit.events(where=lambda r: r["type"] == "pageview", timeout=8, settle=0.3)
+    assert len(rows) == 1
+    assert len(attempts) == 2
+    assert attempts[1] - attempts[0] >= 1.9  # waited as long as Retry-After asked
+
+
+def test_a_503_batch_waiting_to_be_retried_leaves_in_the_beacon_when_the_page_closes(visit) -> None:
+    attempts = _refuse_first(visit, 503, "60")
+    page = visit.open("spa.html")
+    page.evaluate("traceglider.track('Kept')")
+    while len(attempts) < 1:
+        visit.sleep(0.05)
+    page.close(run_before_unload=True)
+    rows = visit.events(2, where=lambda r: r["type"] in ("pageview", "custom"))
+    assert sorted(r["name"] for r in rows) == ["Kept", "pageview"]
+
+
+def test_a_400_is_final_and_not_sent_again(visit) -> None:
+    attempts = _refuse_first(visit, 400, None)
+    page = visit.open("spa.html")
+    while len(attempts) < 1:
+        visit.sleep(0.05)
+    page.evaluate("traceglider.track('Next')")  # a later batch still goes
+    rows = visit.events(where=lambda r: r["name"] == "Next")
+    assert len(rows) == 1
+    assert not [r for r in visit.collector.events(visit.token, where=lambda r: r["type"] == "pageview")]
+    assert len(attempts) == 2
 
 
 def test_a_long_page_scrolled_then_hidden_sends_its_engagement(visit) -> None:

@@ -161,3 +161,9 @@ def test_a_refused_batch_still_carries_cors_headers_so_the_browser_can_read_why(
         "content-type": "text/plain", "origin": "https://www.example.com"})
     assert response.status_code == 400
     assert response.headers["access-control-allow-origin"] == "https://www.example.com"
+
+
+def test_answers_expose_retry_after_so_the_tracker_can_wait_as_long_as_asked(client):
+    response = client.post("/collect", json=batch("example.com", ["r"]),
+                           headers={"origin": "https://blog.example.com"})
+    assert response.headers["access-control-expose-headers"] == "Retry-After"

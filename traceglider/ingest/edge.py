@@ -107,6 +107,8 @@ def cors_headers(origin: str | None, preflight: bool = False) -> dict[str, str]:
     headers = {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",
+        # The tracker waits as long as a 429 or 503 asks before it sends the batch again.
+        "Access-Control-Expose-Headers": "Retry-After",
         "Vary": "Origin",
     }
     if preflight:

@@ -1,202 +1,225 @@
 /* TraceGlider browser tracker: one self-contained function, no dependencies.
  * Size is the first design goal (see ../ARCHITECTURE.md): browser globals are
- * copied to locals so esbuild can shorten them, and every entry point is guarded
- * so that nothing here can ever throw into the page. */
+ * copied to locals so esbuild can shorten them (it renames every local, so the
+ * names here are for people), and every entry point is guarded so that nothing
+ * here can ever throw into the page. */
 (() => {
-  const w = window, d = document, n = navigator, l = location, M = Math, now = Date.now, J = JSON.stringify,
+  const win = window, doc = document, nav = navigator, loc = location, math = Math, now = Date.now,
+    json = JSON.stringify,
     // Wraps a function so that it never throws; every listener and API goes through it.
-    g = (f) => (...a) => { try { return f(...a) } catch (_) {} }
+    guard = (f) => (...args) => { try { return f(...args) } catch (_) {} }
 
-  g(() => {
-    if (w.traceglider) return // loaded twice: the first copy keeps the page
-    const S = d.currentScript || d.querySelector('script[data-site]'),
-      A = (k) => S.getAttribute('data-' + k),
-      yes = (k) => A(k) == 'true',
-      site = A('site') || l.hostname,
-      api = new URL(A('api') || '/collect', A('api') ? l : S.src),
-      H = yes('hash'),
-      auto = A('auto') != 'false',
-      req = A('consent') == 'required',
-      QA = (A('query-allow') || '').split(','),
-      DL = RegExp('\\.(' + (A('downloads') ||
+  guard(() => {
+    if (win.traceglider) return // loaded twice: the first copy keeps the page
+    const script = doc.currentScript || doc.querySelector('script[data-site]'),
+      attr = (name) => script.getAttribute('data-' + name),
+      isTrue = (name) => attr(name) == 'true',
+      site = attr('site') || loc.hostname,
+      api = new URL(attr('api') || '/collect', attr('api') ? loc : script.src),
+      hashRoutes = isTrue('hash'),
+      auto = attr('auto') != 'false',
+      consentRequired = attr('consent') == 'required',
+      queryAllow = (attr('query-allow') || '').split(','),
+      downloads = RegExp('\\.(' + (attr('downloads') ||
         'pdf|zip|t?gz|7z|rar|dmg|exe|msi|apk|csv|xlsx?|docx?|pptx?|txt|mp[34]|mov'
       ).replace(/[\s,.]+/g, '|') + ')$', 'i'),
-      X = (A('exclude') || '').split(/\s*,\s*/).filter((p) => p).map((p) => RegExp('^' + p.replace(/\*+/g, '.*') + '$')),
+      excluded = (attr('exclude') || '').split(/\s*,\s*/).filter((glob) => glob)
+        .map((glob) => RegExp('^' + glob.replace(/\*+/g, '.*') + '$')),
       // GPC / DNT: the collector reads Sec-GPC and DNT and goes cookieless;
       // data-gpc="drop" asks for nothing to be sent at all.
-      off = A('gpc') == 'drop' && (n.globalPrivacyControl || n.doNotTrack == '1') ||
-        !yes('localhost') && (/^(localhost$|127\.|\[::1\])/.test(l.hostname) || l.protocol == 'file:'),
-      on = (t, e, f) => t.addEventListener(e, g(f), { passive: !0 }),
-      vis = () => d.visibilityState == 'visible',
-      key = () => l.pathname + (H ? l.hash : ''),
-      cut = (s) => ('' + s).slice(0, 2e3),
+      silent = attr('gpc') == 'drop' && (nav.globalPrivacyControl || nav.doNotTrack == '1') ||
+        !isTrue('localhost') && (/^(localhost$|127\.|\[::1\])/.test(loc.hostname) || loc.protocol == 'file:'),
+      on = (target, type, f) => target.addEventListener(type, guard(f), { passive: !0 }),
+      visible = () => doc.visibilityState == 'visible',
+      routeKey = () => loc.pathname + (hashRoutes ? loc.hash : ''),
+      cap = (text) => ('' + text).slice(0, 2e3),
       // Query hygiene: only utm_*, ref and data-query-allow survive; no fragment
       // unless the site routes by hash. Tokens and e-mails in URLs stay home.
-      clean = (u) => {
-        u = new URL(u, l)
-        const q = new URLSearchParams
-        u.searchParams.forEach((v, k) => (/^(utm_|ref$)/.test(k) || QA.includes(k)) && q.append(k, v))
-        u.search = q
-        H || (u.hash = '')
-        return cut(u.href)
+      clean = (url) => {
+        url = new URL(url, loc)
+        const kept = new URLSearchParams
+        url.searchParams.forEach((v, k) => (/^(utm_|ref$)/.test(k) || queryAllow.includes(k)) && kept.append(k, v))
+        url.search = kept
+        hashRoutes || (url.hash = '')
+        return cap(url.href)
       },
       // Props the collector accepts: at most 30, each a string, boolean or finite number.
-      sp = (o, r, i = 0) => {
-        for (const k in o) {
-          const v = o[k]
-          i < 30 && /^[sbn]/.test(typeof v) && J(v) != 'null' && ((r = r || {})[k] = v.slice ? cut(v) : v, i++)
+      cleanProps = (given, out, count = 0) => {
+        for (const k in given) {
+          const v = given[k]
+          count < 30 && /^[sbn]/.test(typeof v) && json(v) != 'null' && ((out = out || {})[k] = v.slice ? cap(v) : v, count++)
         }
-        return r
+        return out
       },
-      page = (u) => (u = clean(u || l), {
-        u, t: cut(d.title), d: 0, s: 0, x: X.some((r) => r.test((u = new URL(u)).pathname + u.hash))
+      // The page being viewed. Its fields keep one letter (esbuild never renames
+      // properties): u = clean URL, t = title, d = deepest scroll, s = deepest scroll
+      // already sent, x = excluded by data-exclude.
+      page = (href) => (href = clean(href || loc), {
+        u: href, t: cap(doc.title), d: 0, s: 0,
+        x: excluded.some((re) => re.test((href = new URL(href)).pathname + href.hash))
       }),
-      ref = d.referrer && clean(d.referrer) || void 0,
-      K = M.random().toString(36).slice(2) + now().toString(36) + '-'
+      referrer = doc.referrer && clean(doc.referrer) || void 0,
+      idPrefix = math.random().toString(36).slice(2) + now().toString(36) + '-'
 
-    let Q = [], T, R, RT, L = Promise.resolve(), N = 0, P, P0, last, ok = !req, t0 = 0, acc = 0, ST, V, errs = 0,
-      lcp, cls = 0, sv = 0, s0, s1, inp
+    let queue = [], flushTimer, settled = Promise.resolve(), seq = 0, current, first, lastRoute,
+      ready = !consentRequired, activeSince = 0, activeMs = 0, scrollTimer, vitalsSent, errorCount = 0,
+      // Refused or failed sends: the next flush waits until `holdUntil` (a Retry-After).
+      failures = 0, holdUntil = 0,
+      lcp, cls = 0, shiftSum = 0, shiftStart, shiftLast, inp
 
-    const ctx = () => {
-        const s = screen, u = n.userAgentData
+    const context = () => {
+        const screen_ = screen, hints = nav.userAgentData
         return {
-          sw: s.width, sh: s.height, vw: w.innerWidth, vh: w.innerHeight, dpr: w.devicePixelRatio,
-          lang: n.language, tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
+          sw: screen_.width, sh: screen_.height, vw: win.innerWidth, vh: win.innerHeight, dpr: win.devicePixelRatio,
+          lang: nav.language, tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
           cs: matchMedia('(prefers-color-scheme:dark)').matches ? 'dark' : 'light',
-          touch: n.maxTouchPoints, conn: n.connection?.effectiveType,
-          mobile: u?.mobile, platform: u?.platform, brands: u?.brands.map((b) => b.brand).join(';'),
-          wd: n.webdriver
+          touch: nav.maxTouchPoints, conn: nav.connection?.effectiveType,
+          mobile: hints?.mobile, platform: hints?.platform, brands: hints?.brands.map((b) => b.brand).join(';'),
+          wd: nav.webdriver
         }
       },
       // A string body goes out as text/plain, a CORS-safelisted type: no preflight.
-      // L settles once every request sent so far has: a consent change waits for it, so
-      // no older answer's Set-Cookie can land after the change.
-      send = (u, body) => {
-        const p = fetch(u, { method: 'POST', body, keepalive: !0, credentials: 'include' })
-        L = Promise.allSettled([L, p])
-        return p
+      // `settled` settles once every request sent so far has: a consent change waits
+      // for it, so no older answer's Set-Cookie can land after the change.
+      send = (url, body) => {
+        const request = fetch(url, { method: 'POST', body, keepalive: !0, credentials: 'include' })
+        settled = Promise.allSettled([settled, request])
+        return request
       },
-      post = (ev, body, retried) => send(api, body)
-        .catch(() => retried || (R = ev, RT = setTimeout(() => { R = 0; post(ev, body, 1) }, 1500 + M.random() * 1e3))),
+      // A network failure, a 429 or a 5xx keeps the batch: it goes back to the front of
+      // the queue and is sent again after the answer's Retry-After (else 1.5-2.5 s,
+      // doubling), or at once in the beacon if the page hides first. Five failures in
+      // a row give up. Other answers (a 400: the batch itself is wrong) are final.
+      post = (events, body) => send(api, body)
+        .then((answer) => { if (answer.status == 429 || answer.status > 499) throw answer; failures = 0 })
+        .catch((answer) => ++failures < 6 && (queue = events.concat(queue), holdUntil = now() +
+          1e3 * (+answer.headers?.get('Retry-After') || (1.5 + math.random()) * 2 ** failures / 2), flush())),
       flush = (beacon) => {
-        clearTimeout(T); T = 0
-        if (ok) {
-          if (R) Q = R.concat(Q), R = 0, clearTimeout(RT)
-          const ev = Q.splice(0, 100), body = J({ site, ctx: ctx(), events: ev })
-          ev[0] && (beacon && n.sendBeacon?.(api, body) || post(ev, body))
+        clearTimeout(flushTimer); flushTimer = 0
+        if (ready) {
+          if (!beacon && now() < holdUntil) return void (flushTimer = setTimeout(guard(flush), holdUntil - now()))
+          const events = queue.splice(0, 100), body = json({ site, ctx: context(), events })
+          events[0] && (beacon && nav.sendBeacon?.(api, body) || post(events, body))
         }
       },
-      ev = (type, x, p = P || page()) => {
-        if (!off && !p.x && Q.length < 100) {
-          Q.push({ id: K + ++N, type, ts: now(), url: p.u, ref, title: p.t, ...x })
-          ok && (Q.length > 9 ? flush() : T || (T = setTimeout(g(flush), 1e3)))
+      queueEvent = (type, fields, view = current || page()) => {
+        if (!silent && !view.x && queue.length < 100) {
+          queue.push({ id: idPrefix + ++seq, type, ts: now(), url: view.u, ref: referrer, title: view.t, ...fields })
+          ready && (queue.length > 9 ? flush() : flushTimer || (flushTimer = setTimeout(guard(flush), 1e3)))
         }
       },
       depth = () => {
-        ST = 0
-        const y = d.documentElement.scrollHeight
-        P && y && (P.d = M.max(P.d, M.min(100, M.round((w.scrollY + w.innerHeight) / y * 100))))
+        scrollTimer = 0
+        const height = doc.documentElement.scrollHeight
+        current && height && (current.d = math.max(current.d,
+          math.min(100, math.round((win.scrollY + win.innerHeight) / height * 100))))
       },
       // Scroll only arms a timer: at most one layout read per 250 ms.
-      onScroll = () => ST || (ST = setTimeout(g(depth), 250)),
-      pause = () => { t0 && (acc += now() - t0); t0 = 0 },
-      run = () => { t0 || vis() && (t0 = now()) },
-      eng = (measure) => {
-        if (P) {
+      onScroll = () => scrollTimer || (scrollTimer = setTimeout(guard(depth), 250)),
+      pause = () => { activeSince && (activeMs += now() - activeSince); activeSince = 0 },
+      resume = () => { activeSince || visible() && (activeSince = now()) },
+      engagement = (measure) => {
+        if (current) {
           measure && depth()
           pause()
-          ;(acc > 0 || P.d > P.s) && ev('engagement', { scroll: P.d, eng: M.round(acc) }, P)
-          P.s = P.d; acc = 0
-          run()
+          ;(activeMs > 0 || current.d > current.s) &&
+            queueEvent('engagement', { scroll: current.d, eng: math.round(activeMs) }, current)
+          current.s = current.d; activeMs = 0
+          resume()
         }
       },
-      pv = (o) => {
-        eng()
-        P = page(o?.url); P0 = P0 || P; last = key()
-        ev('pageview', { props: sp(o?.props) })
+      pageview = (options) => {
+        engagement()
+        current = page(options?.url); first = first || current; lastRoute = routeKey()
+        queueEvent('pageview', { props: cleanProps(options?.props) })
         onScroll()
       },
-      route = () => auto && key() != last && pv(),
-      vt = (metric, v, p = P0) => v >= 0 && ev('vital', { metric, value: M.round(v * 1e3) / 1e3 }, p),
+      route = () => auto && routeKey() != lastRoute && pageview(),
+      vital = (metric, value, view = first) =>
+        value >= 0 && queueEvent('vital', { metric, value: math.round(value * 1e3) / 1e3 }, view),
       hide = () => {
-        eng(1)
-        V || (vt('LCP', lcp), vt('CLS', cls), vt('INP', inp), V = 1)
+        engagement(1)
+        vitalsSent || (vital('LCP', lcp), vital('CLS', cls), vital('INP', inp), vitalsSent = 1)
         flush(1)
       },
-      po = g((type, f, o) => new PerformanceObserver(g((x) => x.getEntries().forEach(f)))
-        .observe({ type, buffered: !0, ...o })),
-      err = (message, source, line, col) =>
-        errs++ < 10 && ev('error', { name: 'JS Error', props: sp({ message, source, line, col }) }),
+      observe = guard((type, f, options) => new PerformanceObserver(guard((list) => list.getEntries().forEach(f)))
+        .observe({ type, buffered: !0, ...options })),
+      error = (message, source, line, col) =>
+        errorCount++ < 10 && queueEvent('error', { name: 'JS Error', props: cleanProps({ message, source, line, col }) }),
       click = (e) => {
         if (e.type == 'click' || e.button == 1) {
-          const t = e.target, m = t.closest('[data-tg-event]'), a = t.closest('a[href]'), p = {}
-          if (m) {
-            for (const at of m.attributes) at.name.startsWith('data-tg-prop-') && (p[at.name.slice(13)] = at.value)
-            ev('click', { name: cut(m.getAttribute('data-tg-event')), props: sp(p) })
-          } else if (a && /^http/.test(a.protocol)) {
-            const dl = a.hasAttribute('download') || DL.test(a.pathname)
-            ;(dl || a.host != l.host) && ev('click', { name: dl ? 'File Download' : 'Outbound Link: Click', props: { url: clean(a.href) } })
+          const target = e.target, marked = target.closest('[data-tg-event]'), link = target.closest('a[href]'), props = {}
+          if (marked) {
+            for (const a of marked.attributes) a.name.startsWith('data-tg-prop-') && (props[a.name.slice(13)] = a.value)
+            queueEvent('click', { name: cap(marked.getAttribute('data-tg-event')), props: cleanProps(props) })
+          } else if (link && /^http/.test(link.protocol)) {
+            const download = link.hasAttribute('download') || downloads.test(link.pathname)
+            ;(download || link.host != loc.host) && queueEvent('click', {
+              name: download ? 'File Download' : 'Outbound Link: Click', props: { url: clean(link.href) }
+            })
           }
         }
       },
-      start = () => { run(); auto && pv() }
+      start = () => { resume(); auto && pageview() }
 
-    w.traceglider = {
-      track: g((name, props) => name && ev('custom', { name: cut(name), props: sp(props) })),
-      pageview: g(pv),
-      consent: g((v) => {
-        if (off) return
+    win.traceglider = {
+      track: guard((name, props) => name && queueEvent('custom', { name: cap(name), props: cleanProps(props) })),
+      pageview: guard(pageview),
+      consent: guard((choice) => {
+        if (silent) return
         // Batches wait until the answer's Set-Cookie (or its removal) has landed.
-        ok = 0
-        req && v != 'granted' && (Q = [])
+        ready = 0
+        consentRequired && choice != 'granted' && (queue = [])
         // JSON as text/plain, like /collect: a CORS-safelisted type needs no preflight.
-        L.then(() => send(new URL('consent', api), J({ site, consent: v })))
-          .catch(() => 0).then(g(() => (v == 'granted' || !req) && (ok = 1, flush())))
+        settled.then(() => send(new URL('consent', api), json({ site, consent: choice })))
+          .catch(() => 0).then(guard(() => (choice == 'granted' || !consentRequired) && (ready = 1, flush())))
       })
     }
 
     if (auto) {
-      for (const k of ['pushState', 'replaceState']) {
-        const h = history, o = h[k]
-        h[k] = function () { const r = o.apply(this, arguments); g(route)(); return r }
+      for (const name of ['pushState', 'replaceState']) {
+        const hist = history, original = hist[name]
+        hist[name] = function () { const result = original.apply(this, arguments); guard(route)(); return result }
       }
-      on(w, 'popstate', route)
-      H && on(w, 'hashchange', route)
-      on(w, 'pageshow', (e) => e.persisted && pv()) // back from the bfcache: a new view
+      on(win, 'popstate', route)
+      hashRoutes && on(win, 'hashchange', route)
+      on(win, 'pageshow', (e) => e.persisted && pageview()) // back from the bfcache: a new view
     }
-    on(w, 'scroll', onScroll)
-    on(d, 'visibilitychange', () => vis() ? run() : hide())
-    on(w, 'pagehide', hide)
-    on(w, 'blur', pause)
-    on(w, 'focus', run)
-    on(d, 'click', click)
-    on(d, 'auxclick', click)
-    on(d, 'submit', (e) => {
+    on(win, 'scroll', onScroll)
+    on(doc, 'visibilitychange', () => visible() ? resume() : hide())
+    on(win, 'pagehide', hide)
+    on(win, 'blur', pause)
+    on(win, 'focus', resume)
+    on(doc, 'click', click)
+    on(doc, 'auxclick', click)
+    on(doc, 'submit', (e) => {
       // Attributes, not properties: an input named "action" or "id" shadows those.
-      const a = (k) => e.target.getAttribute(k) || ''
-      ev('form_submit', { name: 'Form: Submit', props: { form_id: a('id'), form_name: a('name'), action: clean(a('action')) } })
+      const formAttr = (name) => e.target.getAttribute(name) || ''
+      queueEvent('form_submit', { name: 'Form: Submit', props: {
+        form_id: formAttr('id'), form_name: formAttr('name'), action: clean(formAttr('action'))
+      } })
     })
-    if (yes('errors')) {
-      on(w, 'error', (e) => err(e.message, e.filename, e.lineno, e.colno))
-      on(w, 'unhandledrejection', (e) => err('' + e.reason))
+    if (isTrue('errors')) {
+      on(win, 'error', (e) => error(e.message, e.filename, e.lineno, e.colno))
+      on(win, 'unhandledrejection', (e) => error('' + e.reason))
     }
 
     // Web Vitals, the web-vitals way but minimal: LCP, CLS and INP are final when
     // the page is first hidden; FCP and TTFB are known early and ride the first batch.
-    if (vis()) {
-      po('paint', (e) => e.name == 'first-contentful-paint' && vt('FCP', e.startTime))
-      po('largest-contentful-paint', (e) => { lcp = e.startTime })
+    if (visible()) {
+      observe('paint', (e) => e.name == 'first-contentful-paint' && vital('FCP', e.startTime))
+      observe('largest-contentful-paint', (e) => { lcp = e.startTime })
     }
-    po('layout-shift', (e) => {
+    observe('layout-shift', (e) => {
       if (!e.hadRecentInput) {
         const t = e.startTime
-        t - s1 < 1e3 && t - s0 < 5e3 ? sv += e.value : (sv = e.value, s0 = t)
-        s1 = t; cls = M.max(cls, sv)
+        t - shiftLast < 1e3 && t - shiftStart < 5e3 ? shiftSum += e.value : (shiftSum = e.value, shiftStart = t)
+        shiftLast = t; cls = math.max(cls, shiftSum)
       }
     })
-    po('event', (e) => { e.interactionId && (inp = M.max(inp || 0, e.duration)) }, { durationThreshold: 16 })
+    observe('event', (e) => { e.interactionId && (inp = math.max(inp || 0, e.duration)) }, { durationThreshold: 16 })
 
-    d.prerendering ? on(d, 'prerenderingchange', start) : start()
-    vt('TTFB', performance.getEntriesByType('navigation')[0]?.responseStart)
+    doc.prerendering ? on(doc, 'prerenderingchange', start) : start()
+    vital('TTFB', performance.getEntriesByType('navigation')[0]?.responseStart)
   })()
 })()
