@@ -165,13 +165,26 @@ def ingest_router(ingest: Ingest) -> APIRouter:
         for row in rows:
             ingest.check_site(row["site"])
         info = ingest.request_info(request, site, {}, now, ip)
-        await ingest.accept(rows, info)
-        # Plausible answers 202 with the body "ok".
-        response = Response("ok", status_code=202, media_type="text/plain", headers=request.state.cors)
+        kept = await ingest.accept(rows, info)
+        response = plausible_answer(request, ip, len(rows) - len(kept))
         apply_cookies(response, info)
         return response
 
     return router
+
+
+def plausible_answer(request: Request, ip: str | None, dropped: int) -> Response:
+    """Plausible's answer: 202 "ok", with `x-plausible-dropped: N` when the pipeline
+    dropped events (bots, exclusions), and for `X-Debug-Request: true` a 200 naming
+    the address the visitor is counted by (the caller's own; it is stored nowhere)."""
+    headers = dict(request.state.cors)
+    if dropped:
+        headers["x-plausible-dropped"] = str(dropped)
+        if headers:  # a page's script may read it
+            headers["Access-Control-Expose-Headers"] = "x-plausible-dropped"
+    if request.headers.get("x-debug-request", "").lower() == "true":
+        return Response(ip or "", status_code=200, media_type="text/plain", headers=headers)
+    return Response("ok", status_code=202, media_type="text/plain", headers=headers)
 
 
 def parse_json_object(body: bytes, what: str) -> dict[str, Any]:

@@ -38,8 +38,26 @@ def url_columns(url: str) -> tuple[tuple[str, Any], ...] | None:
             *((key, params.get(key) or None) for key in UTM_KEYS))
 
 
+NO_HOST = "(none)"
+
+
+@lru_cache(maxsize=1024)
+def relative_columns(url: str) -> tuple[tuple[str, Any], ...] | None:
+    """The columns of a relative URL (`/blog?utm_source=x`): Plausible's Events API
+    accepts one and records hostname `(none)`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    params = dict(parse_qsl(parts.query, keep_blank_values=False))
+    return (("hostname", NO_HOST), ("path", parts.path or "/"), ("query", parts.query or None),
+            *((key, params.get(key) or None) for key in UTM_KEYS))
+
+
 def split_url(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
     columns = url_columns(row["url"])
+    if columns is None and row.get("hostname") == NO_HOST:  # set by the Events API parser
+        columns = relative_columns(row["url"])
     if columns is None:
         return Drop("invalid", "url has no host or does not parse")
     row.update(columns)

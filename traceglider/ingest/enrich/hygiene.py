@@ -106,6 +106,11 @@ def clean_url(url: str | None, allowed: frozenset[str] | None, limit: int = MAX_
             host = f"[{host}]"
     except ValueError:
         return None
+    if not parts.scheme and not parts.netloc and url.startswith("/"):  # a relative URL (Events API)
+        if query is None and allowed is not None:
+            query = clean_query(parts.query, allowed)
+        rebuilt = scrub(parts.path)[:MAX_PATH] + ("?" + query if query else "")
+        return (rebuilt + _fragment(parts.fragment))[:limit]
     if not parts.scheme or not host:  # not a URL we understand: scrub it as text
         base, _, fragment = url.partition("#")
         return (scrub(base) + _fragment(fragment))[:limit]
