@@ -180,8 +180,9 @@ def plausible_answer(request: Request, ip: str | None, dropped: int) -> Response
     headers = dict(request.state.cors)
     if dropped:
         headers["x-plausible-dropped"] = str(dropped)
-        if headers:  # a page's script may read it
-            headers["Access-Control-Expose-Headers"] = "x-plausible-dropped"
+        if "Access-Control-Allow-Origin" in headers:  # a page's script may read it
+            exposed = headers.get("Access-Control-Expose-Headers")
+            headers["Access-Control-Expose-Headers"] = ", ".join(filter(None, (exposed, "x-plausible-dropped")))
     if request.headers.get("x-debug-request", "").lower() == "true":
         return Response(ip or "", status_code=200, media_type="text/plain", headers=headers)
     return Response("ok", status_code=202, media_type="text/plain", headers=headers)
