@@ -189,9 +189,11 @@ def cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from traceglider.sites import normalize_site
     from traceglider.stats.cli import export_command
 
-    return export_command(_settings(args), args.site, args.start, args.end, args.fmt, args.output)
+    return export_command(_settings(args), normalize_site(args.site, "--site"), args.start, args.end, args.fmt,
+                          args.output)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:

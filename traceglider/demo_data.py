@@ -163,14 +163,16 @@ def generate(
     day_weights = np.where(weekday >= 5, 0.7, 1.0) * (1 + 0.3 * day_index / max(days - 1, 1))
     day_weights[-1] *= (now_us - today) / DAY_US  # today is not over yet
     total_visits = max(1, round(events / EVENTS_PER_VISIT))
-    visits_per_day = rng.multinomial(total_visits, day_weights / day_weights.sum())
+    events_per_day = rng.multinomial(events, day_weights / day_weights.sum())
     n_visitors = max(1, int(total_visits / 1.8))
     visitor_salt = int(rng.integers(1, 1 << 40))
 
     written = 0
-    for d in range(days):
-        table = _day(rng, site, first_day + d * DAY_US, int(visits_per_day[d]), n_visitors,
-                     visitor_salt, paths, now_us)
+    short = 0  # events a day could not hold (today, when it has barely begun) go to the day before
+    for d in reversed(range(days)):
+        target = int(events_per_day[d]) + short
+        table = _day_of(rng, site, first_day + d * DAY_US, target, n_visitors, visitor_salt, paths, now_us)
+        short = target - table.num_rows
         if table.num_rows == 0:
             continue
         written += _write(storage, site, table, f"demo-{seed}-{d:03d}", files_per_day,
@@ -181,6 +183,27 @@ def generate(
         config = {"goals": DEMO_GOALS, "funnels": DEMO_FUNNELS}
         storage.put(f"{SITE_CONFIG_PREFIX}{site}.json", json.dumps(config, indent=2).encode())
     return written
+
+
+def _day_of(rng: np.random.Generator, site: str, day_us: int, n_events: int, n_visitors: int,
+            salt: int, paths: _Paths, now_us: int) -> pa.Table:
+    """Exactly `n_events` events of whole visits (the last one cut short) starting on the
+    day, or fewer when the day has no room (today, before enough of it has passed)."""
+    if n_events <= 0:
+        return FILE_SCHEMA.empty_table()
+    visits = int(n_events / EVENTS_PER_VISIT * 1.2) + 8
+    for _ in range(6):  # more visits until there are enough events (a few per cent over is usual)
+        table = _day(rng, site, day_us, visits, n_visitors, salt, paths, now_us)
+        if table.num_rows >= n_events:
+            break
+        visits *= 2
+    if table.num_rows <= n_events:
+        return table.drop_columns(["__visit"])
+    # the visits are in random order of start time: the first ones are a fair sample
+    order = pc.sort_indices(table, sort_keys=[("__visit", "ascending"), ("received_at", "ascending")])
+    keep = np.zeros(table.num_rows, dtype=bool)
+    keep[order.to_numpy()[:n_events]] = True
+    return table.filter(pa.array(keep)).drop_columns(["__visit"])
 
 
 def _write(storage: Storage, site: str, table: pa.Table, name: str, files_per_day: int,
@@ -202,10 +225,13 @@ def _write(storage: Storage, site: str, table: pa.Table, name: str, files_per_da
     return table.num_rows
 
 
+_EMPTY_DAY = FILE_SCHEMA.empty_table().append_column("__visit", pa.array([], pa.int64()))
+
+
 def _day(rng: np.random.Generator, site: str, day_us: int, n_visits: int, n_visitors: int,
          salt: int, paths: _Paths, now_us: int) -> pa.Table:
     if n_visits == 0:
-        return FILE_SCHEMA.empty_table()
+        return _EMPTY_DAY
     # Visits: who, when, from where, on what.
     visitor = (n_visitors * rng.random(n_visits) ** 2.2).astype(np.int64)  # regulars come back
     start = day_us + (_pick(rng, _HOURLY, n_visits) * 3600 + rng.random(n_visits) * 3600) * 1e6
@@ -214,7 +240,7 @@ def _day(rng: np.random.Generator, site: str, day_us: int, n_visits: int, n_visi
     visitor, start = visitor[keep], start[keep]
     n_visits = len(start)
     if n_visits == 0:  # early in today (UTC): no visit has started yet
-        return FILE_SCHEMA.empty_table()
+        return _EMPTY_DAY
     source_idx = _pick(rng, [s[-1] for s in _SOURCES] + [5], n_visits)
     tail_idx = rng.integers(0, _TAIL_REFERRERS, n_visits)
     # Visitor traits come from the visitor number, so they stay the same across visits.
@@ -414,7 +440,8 @@ def _day(rng: np.random.Generator, site: str, day_us: int, n_visits: int, n_visi
         "revenue": pa.nulls(n, pa.string()),
         "user_agent": pa.nulls(n, pa.string()),
     }
-    return pa.table(columns).cast(FILE_SCHEMA)
+    # the visit number of each event, for _day_of to cut at a visit (dropped before writing)
+    return pa.table(columns).cast(FILE_SCHEMA).append_column("__visit", pa.array(ev_visit, pa.int64()))
 
 
 def _bucket(hashed: np.ndarray, weights: list[int]) -> np.ndarray:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from traceglider.errors import TGError
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
+    from traceglider.stats.engine import Engine
 
 HEADLINE = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
 
@@ -35,6 +38,11 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
     # compacted days straight from the files (one query reads them)
     engine = _engine(settings, attributes=("source", "country"),
                      columns=("ts", "vh", "vkey", "type", "path", "src"), keep_events=False)
+    unknown = _unknown_site(engine, site)
+    if unknown:
+        engine.close()
+        sys.stderr.write(f"traceglider stats: {unknown}\n")
+        return 2
 
     def figures() -> tuple[Any, dict, dict]:
         q = Q.parse({"site_id": site, "period": period, "metrics": ",".join(HEADLINE),
@@ -84,6 +92,19 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _unknown_site(engine: Engine, site: str) -> str | None:
+    """Why `site` cannot be shown (no event stored for it, with the sites that have
+    some), or None. A typo would otherwise look like a site without traffic."""
+    if engine.partitions(site):
+        return None
+    from traceglider.storage.layout import EVENTS_PREFIX, parse_key
+
+    # only on this error path is every key listed: the site names are in the keys
+    sites = sorted({parsed[0] for info in engine.storage.list(EVENTS_PREFIX) if (parsed := parse_key(info.key))})
+    known = f"sites with events: {', '.join(sites)}" if sites else f"no site has events in {engine.storage.url} yet"
+    return f"no events stored for site {site}; {known}"
+
+
 def ddl_command(engine: str, settings: Settings) -> str:
     """The table definition for athena, duckdb or spark, for the configured storage."""
     from traceglider.stats.ddl import ddl
@@ -91,13 +112,35 @@ def ddl_command(engine: str, settings: Settings) -> str:
     return ddl(engine, settings.storage)
 
 
-def export_command(settings: Settings, site: str, start: str, end: str, fmt: str, output: str) -> int:
-    """Write the raw events of `site` from `start` to `end` (YYYY-MM-DD, inclusive)."""
+def export_command(settings: Settings, site: str, start: str, end: str, fmt: str, output: str,
+                   stdout: BinaryIO | None = None) -> int:
+    """Write the raw events of `site` from `start` to `end` (YYYY-MM-DD, inclusive) to
+    the file `output`, or to stdout for `-` (Parquet only into a pipe or a file)."""
     from traceglider.stats.export import export_events
 
+    to_stdout = output == "-"
+    stdout = stdout or sys.stdout.buffer
+    if to_stdout and fmt == "parquet" and stdout.isatty():
+        sys.stderr.write("traceglider export: Parquet is binary: redirect stdout to a file or a pipe "
+                         "(-o - > events.parquet), or give a file name with -o\n")
+        return 2
     engine = _engine(settings)
     try:
-        count = export_events(engine, site, date.fromisoformat(start), date.fromisoformat(end), fmt, output)
+        unknown = _unknown_site(engine, site)
+        if unknown:
+            sys.stderr.write(f"traceglider export: {unknown}\n")
+            return 2
+        if to_stdout:
+            # through a temporary file: a read that compaction interrupts starts again
+            # from the top, which a file can and a pipe cannot
+            with tempfile.TemporaryDirectory(prefix="traceglider-export-") as tmp:
+                path = f"{tmp}/events.{fmt}"
+                count = export_events(engine, site, date.fromisoformat(start), date.fromisoformat(end), fmt, path)
+                with open(path, "rb") as written:
+                    shutil.copyfileobj(written, stdout)
+                stdout.flush()
+        else:
+            count = export_events(engine, site, date.fromisoformat(start), date.fromisoformat(end), fmt, output)
     except ValueError as exc:
         sys.stderr.write(f"traceglider export: {exc}\n")
         return 2
@@ -106,5 +149,5 @@ def export_command(settings: Settings, site: str, start: str, end: str, fmt: str
         return 2
     finally:
         engine.close()
-    sys.stderr.write(f"wrote {count} events to {output}\n")
+    sys.stderr.write(f"wrote {count} events to {'stdout' if to_stdout else output}\n")
     return 0

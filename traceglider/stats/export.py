@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from traceglider.errors import BadRequest
-from traceglider.schema import FILE_COLUMNS
+from traceglider.schema import FILE_COLUMNS, FILE_SCHEMA
 
 if TYPE_CHECKING:
     from fastapi.responses import Response
@@ -38,13 +38,12 @@ def _select(engine: Engine, site: str, first: date, last: date) -> tuple[str, di
     keys = [k for k, _ in engine.files(site, lo, hi)]
     cols = ", ".join(f'"{c}"::TIMESTAMP AS {c}' if c == "client_ts" else f'"{c}"'
                      for c in FILE_COLUMNS if c != "received_at")
-    if not keys:
-        return "SELECT NULL::VARCHAR AS event_id WHERE false", {}
-    sql = (f"SELECT $site AS site, received_at::TIMESTAMP AS received_at, {cols} "
-           "FROM read_parquet($files, union_by_name = true) "
+    # no file in the range: the same columns from no rows, so a CSV still has its header
+    source = "read_parquet($files, union_by_name = true)" if keys else "_no_events"
+    sql = (f"SELECT $site AS site, received_at::TIMESTAMP AS received_at, {cols} FROM {source} "
            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at) = 1 "
            "ORDER BY received_at, event_id")
-    return sql, {"files": engine.uris(keys), "site": site}
+    return sql, ({"files": engine.uris(keys), "site": site} if keys else {"site": site})
 
 
 def export_events(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str) -> int:
@@ -61,6 +60,7 @@ def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_pat
     sql, params = _select(engine, site, first, last)
     cur = engine.cursor()
     try:
+        cur.register("_no_events", FILE_SCHEMA.empty_table())
         rel = cur.execute(sql, params)
         reader = rel.to_arrow_reader(65536)
         count = 0
@@ -90,11 +90,8 @@ def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_pat
         else:
             with open(out_path, "w", encoding="utf-8", newline="") as fh:
                 writer_csv = csv.writer(fh)
-                header = False
+                writer_csv.writerow(reader.schema.names)
                 for batch in reader:
-                    if not header:
-                        writer_csv.writerow(batch.schema.names)
-                        header = True
                     for row in batch.to_pylist():
                         writer_csv.writerow([escape_cell("" if v is None else str(v) if not isinstance(v, str) else v)
                                              for v in row.values()])

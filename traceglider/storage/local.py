@@ -94,8 +94,11 @@ class LocalStorage:
                 continue
             except OSError as exc:
                 raise StorageError(f"cannot delete {key}: {exc.strerror or exc}") from exc
+        # the parents are resolved paths (see _path), so is the root they stop at: a
+        # storage path through a symlink would otherwise keep every empty directory
+        root = self.root.resolve()
         for parent in parents:
-            _remove_empty_dirs(parent, self.root)
+            _remove_empty_dirs(parent, root)
 
     def health(self) -> None:
         try:
@@ -110,15 +113,14 @@ class LocalStorage:
         return str(self.root / key)
 
 
-
 def _make_dirs(path: Path, root: Path) -> None:
     """mkdir -p, fsyncing the parent of every directory created: a new `date=`
     directory must survive a power cut as surely as the file written into it."""
+    # up past the root too: a fresh server's --storage /srv/analytics/tg-data may
+    # name directories that do not exist yet
     missing = []
-    while not path.is_dir():
+    while not path.is_dir() and path.parent != path:
         missing.append(path)
-        if path == root or path.parent == path:
-            break
         path = path.parent
     for directory in reversed(missing):
         try:
