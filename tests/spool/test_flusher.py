@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+
 import orjson
 
 from tests.helpers import row, stored_ids, wait_for
 from traceglider.errors import StorageError
 from traceglider.spool.flusher import Flusher
-from traceglider.spool.wal import Spool
+from traceglider.spool.wal import Spool, read_records
 
 
 class FlakyStorage:
@@ -112,4 +114,45 @@ def test_the_delivery_thread_survives_an_unexpected_error(tmp_path, local_storag
     assert wait_for(lambda: stored_ids(local_storage) == ["survivor"])
     assert flusher.running
     flusher.stop()
+    spool.close()
+
+
+def test_a_partition_whose_name_cannot_be_a_key_is_set_aside_and_the_rest_delivered(tmp_path, storage):
+    # A site name that a collector before the edge check accepted: `site=<it>` is
+    # longer than a file name may be. It used to block this and every later segment.
+    long_site = "a" * 247 + ".com"
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    spool.append(ndjson([row("ok1"), row("long", site=long_site), row("ok2", site="other.org")]), 3)
+    spool.seal()
+    spool.append(ndjson([row("later")]), 1)
+    flusher = Flusher(spool, storage, flush_seconds=60, flush_events=10)
+    assert flusher.flush_once()
+    assert sorted(stored_ids(storage)) == ["later", "ok1", "ok2"]
+    assert spool.sealed() == [] and spool.pending_events == 0
+    status = flusher.status()
+    assert status["quarantined_partitions"] == 1 and status["quarantined_events"] == 1
+    assert status["quarantine_reasons"] == {"invalid_key": 1}
+    bad = sorted((tmp_path / "spool" / "bad").iterdir())
+    kept = [p for p in bad if p.suffix == ".wal"]
+    reason = [p for p in bad if p.suffix == ".reason"]
+    assert len(kept) == 1 and len(reason) == 1 and "255 bytes" in reason[0].read_text()
+    records, _ = read_records(kept[0])
+    assert [orjson.loads(line)["event_id"] for line in records[0].split(b"\n")] == ["long"]
+    spool.close()
+
+
+def test_a_name_the_disk_refuses_is_set_aside_not_taken_for_an_outage(tmp_path, local_storage):
+    class RefusesOneName(FlakyStorage):
+        def put(self, key, data, *, if_absent=False):  # type: ignore[no-untyped-def]
+            if "site=refused.org" in key:
+                raise StorageError("cannot write: File name too long") from OSError(
+                    errno.ENAMETOOLONG, "File name too long")
+            return self.inner.put(key, data, if_absent=if_absent)
+
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    spool.append(ndjson([row("kept"), row("refused", site="refused.org")]), 2)
+    flusher = Flusher(spool, RefusesOneName(local_storage), flush_seconds=60, flush_events=10)
+    assert flusher.flush_once()
+    assert stored_ids(local_storage) == ["kept"]
+    assert flusher.status()["quarantine_reasons"] == {"name_refused": 1}
     spool.close()

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from traceglider.errors import BadRequest
-from traceglider.ingest.request import MAX_NAME, MAX_PROPS, MAX_STRING, parse_props
+from traceglider.ingest.request import MAX_NAME, MAX_PROPS, MAX_STRING, check_text, parse_props
 from traceglider.ingest.urls import NO_HOST
 from traceglider.sites import normalize_site
 
@@ -82,7 +82,7 @@ def _text(document: dict[str, Any], name: str, *, required: bool = False,
         raise BadRequest(f"{key}: must be a string")
     if len(value) > limit:
         raise BadRequest(f"{key}: longer than {limit} characters")
-    return value
+    return check_text(value, key)
 
 
 def _object(document: dict[str, Any], name: str, what: str) -> tuple[str, dict[str, Any] | None]:
@@ -138,7 +138,8 @@ def _revenue(document: dict[str, Any]) -> str | None:
         number = Decimal(str(amount).strip())
     except InvalidOperation:
         return None
-    if not number.is_finite() or abs(number) >= Decimal("1e15"):
+    # adjusted() reads the exponent without arithmetic: abs() of 1e999999999 overflows.
+    if not number.is_finite() or (number and number.adjusted() >= 15):
         return None
     return orjson.dumps({"amount": str(number), "currency": currency.upper()}).decode()
 

@@ -3,12 +3,16 @@
 Nothing is truncated here: a value over a limit rejects the whole batch with a 400 or
 413 that names the field, so a client learns what to fix and nothing half-right is
 stored. (URL hygiene later shortens what it keeps; that is enrichment, not parsing.)
-See docs/events.md for the format.
+Control characters (C0, DEL, C1) are refused in ids, names and URLs, which no browser
+sends raw; in free text a page does not fully control (titles, property values and
+names) each is replaced by a space. Either way none reaches storage, where it could
+break whatever reads the value later. See docs/events.md for the format.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -43,6 +47,20 @@ _CTX_TYPES: dict[str, tuple[type, ...]] = {
 }
 _CTX_KEPT = ("dpr", "cs", "touch", "conn")
 MAX_DIMENSION = 100_000
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_text(value: str, field: str) -> str:
+    """`value`, or a BadRequest when it holds a control character."""
+    found = CONTROL.search(value)
+    if found:
+        raise BadRequest(f"{field}: must not contain control characters (found U+{ord(found.group()):04X})")
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Free text with each control character replaced by a space."""
+    return CONTROL.sub(" ", value) if CONTROL.search(value) else value
 
 
 def decode_json(body: bytes) -> Any:
@@ -65,7 +83,18 @@ def _string(value: Any, field: str, *, required: bool = False, limit: int = MAX_
         raise BadRequest(f"{field}: longer than {limit} characters")
     if required and not value:
         raise BadRequest(f"{field}: must not be empty")
-    return value
+    return check_text(value, field)
+
+
+def _text(value: Any, field: str) -> str | None:
+    """Free text: a string within the limit, control characters made spaces."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{field}: must be a string")
+    if len(value) > MAX_STRING:
+        raise BadRequest(f"{field}: longer than {MAX_STRING} characters")
+    return clean_text(value) or None
 
 
 def _integer(value: Any, field: str, low: int, high: int) -> int | None:
@@ -88,19 +117,22 @@ def parse_props(value: Any, field: str) -> str | None:
         raise BadRequest(f"{field}: must be an object")
     if len(value) > MAX_PROPS:
         raise BadRequest(f"{field}: at most {MAX_PROPS} properties")
+    cleaned: dict[str, Any] = {}
     for key, item in value.items():
-        if not key or len(key) > 300:
+        if not isinstance(key, str) or not key or len(key) > 300:
             raise BadRequest(f"{field}: property names must be 1 to 300 characters")
         if isinstance(item, str):
             if len(item) > MAX_STRING:
                 raise BadRequest(f"{field}.{key[:50]}: longer than {MAX_STRING} characters")
+            item = clean_text(item)
         elif isinstance(item, float) and not math.isfinite(item):
             raise BadRequest(f"{field}.{key[:50]}: must be a finite number")
         elif item is not None and not isinstance(item, (bool, int, float)):
             raise BadRequest(f"{field}.{key[:50]}: must be a string, number or boolean")
-    if not value:
+        cleaned[clean_text(key)] = item
+    if not cleaned:
         return None
-    return orjson.dumps(value).decode()
+    return orjson.dumps(cleaned).decode()
 
 
 def parse_ctx(value: Any) -> dict[str, Any]:
@@ -151,7 +183,7 @@ def parse_event(raw: Any, index: int, site: str, received_at: int) -> dict[str, 
         "client_ts": _integer(raw.get("ts"), f"{where}.ts", 0, 32503680000000),
         "url": _string(raw.get("url"), f"{where}.url", required=True),
         "referrer": _string(raw.get("ref"), f"{where}.ref") or None,
-        "title": _string(raw.get("title"), f"{where}.title") or None,
+        "title": _text(raw.get("title"), f"{where}.title"),
         "props": parse_props(raw.get("props"), f"{where}.props"),
     }
     if kind == "engagement":

@@ -4,22 +4,32 @@ whether storage is reachable.
 A segment becomes `<segment-id>.parquet` in each partition it touches, written with
 `if_absent`, so a delivery retried after a crash or an outage never makes a second
 copy. A segment is deleted only after all its partitions are written.
+
+One partition that can never be written (its name cannot be a key, or the backend
+refuses the name itself) is set aside in the spool's quarantine with its reason and
+counted on /healthz; the rest of the segment, and every later segment, is delivered.
+Only a storage error that may pass (unreachable, full, refused) is retried.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from traceglider.errors import StorageError
 from traceglider.spool.wal import Segment, Spool, read_records
 from traceglider.storage.base import Storage
-from traceglider.storage.parquet import ndjson_to_table, write_table
+from traceglider.storage.keys import InvalidKey
+from traceglider.storage.layout import object_key
+from traceglider.storage.parquet import ndjson_to_table, table_to_bytes, to_file_table, wire_partitions
 
 log = logging.getLogger("traceglider.flusher")
 
@@ -48,6 +58,9 @@ class Flusher:
         self.delivered_segments = 0
         self.damaged_records = 0
         self.quarantined = 0
+        self.quarantined_partitions = 0
+        self.quarantined_events = 0
+        self.quarantine_reasons: Counter[str] = Counter()
         self.failures = 0
         self.last_delivery: float | None = None
         self._delivering = threading.Lock()
@@ -160,14 +173,16 @@ class Flusher:
         try:
             if table is not None:
                 rows = table.num_rows
-                write_table(self.storage, table, segment.id)
+                for index, (site, date, part) in enumerate(wire_partitions(table)):
+                    self._write_partition(segment, index, site, date, part)
         except StorageError:
             raise
-        except Exception:
+        except Exception as exc:
             # Not a storage problem: this segment's content cannot be written. Keep
             # its bytes aside for a person to look at instead of retrying forever.
-            target = self.spool.quarantine(segment)
+            target = self.spool.quarantine(segment, f"{type(exc).__name__}: {exc}")
             self.quarantined += 1
+            self.quarantine_reasons["segment"] += 1
             log.exception("segment %s cannot be delivered; moved to %s", segment.id, target)
             return
         self.spool.remove(segment, rows)
@@ -175,6 +190,25 @@ class Flusher:
         self.delivered_events += rows
         self.delivered_segments += 1
         self.last_delivery = time.time()
+
+    def _write_partition(self, segment: Segment, index: int, site: str, date: str,
+                         part: pa.Table) -> None:
+        try:
+            key = object_key(site, date, segment.id)
+            self.storage.put(key, table_to_bytes(to_file_table(part)), if_absent=True)
+            return
+        except InvalidKey as exc:
+            reason, why = "invalid_key", str(exc)
+        except StorageError as exc:
+            if not _refuses_the_name(exc):
+                raise  # may pass: the whole segment waits and is tried again
+            reason, why = "name_refused", str(exc)
+        target = self.spool.set_aside(f"{segment.id}.p{index}", _ndjson(part), why)
+        self.quarantined_partitions += 1
+        self.quarantined_events += part.num_rows
+        self.quarantine_reasons[reason] += 1
+        log.error("segment %s: %d event(s) of one partition set aside in %s: %s",
+                  segment.id, part.num_rows, target, why)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -189,6 +223,9 @@ class Flusher:
             "delivered_events": self.delivered_events,
             "damaged_records": self.damaged_records,
             "quarantined_segments": self.quarantined,
+            "quarantined_partitions": self.quarantined_partitions,
+            "quarantined_events": self.quarantined_events,
+            "quarantine_reasons": dict(self.quarantine_reasons),
             "last_delivery": self.last_delivery,
         }
 
@@ -209,3 +246,15 @@ def _parse(records: list[bytes]) -> tuple[pa.Table | None, int]:
             except pa.ArrowInvalid:
                 bad += 1
         return (pa.concat_tables(tables) if tables else None), bad
+
+
+def _refuses_the_name(exc: StorageError) -> bool:
+    """A backend error about the key itself, which no retry can fix."""
+    cause = exc.__cause__
+    return isinstance(cause, OSError) and cause.errno in (errno.ENAMETOOLONG, errno.EILSEQ)
+
+
+def _ndjson(table: pa.Table) -> bytes:
+    """Wire-shaped rows as the spool's own NDJSON, so a quarantined partition can be
+    read (and erased from) like any segment."""
+    return b"\n".join(orjson.dumps(row) for row in table.to_pylist())

@@ -41,6 +41,7 @@ _HEADER = struct.Struct("<4sII")
 MAX_RECORD = 64 * 1024 * 1024
 SEGMENT_BYTES = 64 * 1024 * 1024
 QUARANTINE = "bad"  # segments that cannot be delivered, kept for a person to look at
+REASON_SUFFIX = ".reason"  # beside each quarantined file: why it is there
 
 
 @dataclass(frozen=True)
@@ -242,15 +243,28 @@ class Spool:
             self.bytes -= size
             self.pending_events = max(0, self.pending_events - events)
 
-    def quarantine(self, segment: Segment) -> Path:
-        """Move a segment that cannot be delivered out of the way, keeping its bytes."""
+    def quarantine(self, segment: Segment, reason: str) -> Path:
+        """Move a segment that cannot be delivered out of the way, keeping its bytes,
+        with its reason beside it (`<name>.reason`)."""
         bad = self.root / QUARANTINE
         bad.mkdir(parents=True, exist_ok=True)
         target = bad / segment.path.name
         size = segment.path.stat().st_size
+        _write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode())
         os.replace(segment.path, target)
+        fsync_dir(bad)
         with self._mutex:
             self.bytes -= size
+        return target
+
+    def set_aside(self, name: str, ndjson: bytes, reason: str) -> Path:
+        """Keep rows that cannot be delivered (one partition of a segment) in the
+        quarantine as a one-record segment `<name>.wal`, with `<name>.wal.reason`."""
+        bad = self.root / QUARANTINE
+        bad.mkdir(parents=True, exist_ok=True)
+        target = bad / f"{name}.wal"
+        _write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode())
+        _write_durably(target, frame(ndjson))
         return target
 
     def adopt_orphans(self) -> int:
@@ -317,6 +331,16 @@ def _seal_leftovers(directory: Path) -> None:
     for leftover in directory.glob("*.open"):
         os.replace(leftover, leftover.with_suffix(".wal"))
     fsync_dir(directory)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _write_all(fd: int, data: bytes) -> None:

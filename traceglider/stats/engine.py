@@ -478,7 +478,7 @@ class Engine:
         """The events table of the compacted files (the recomputed ones are added by
         `_build_slow`); the names of the ENUM types it uses."""
         types = self._enum_types(cur, key, plan.fast + plan.slow)
-        casts = ", ".join(f"{c}::{t} AS {c}" for c, t in types.items())
+        casts = ", ".join(f"{c}::{t} AS {c}" for c, t in types.items()) or "type::VARCHAR AS type"
         cols = ", ".join(self.columns)
         if plan.fast:
             cur.execute(_BUILD_FAST.format(e=e, casts=casts, cols=cols), {"files": self.uris(plan.fast)})
@@ -499,6 +499,10 @@ class Engine:
                 + " FROM read_parquet($files, union_by_name = true)", {"files": self.uris(keys)}).fetchone()
         types = {}
         for c, found in zip(enums, values, strict=True):
+            if any("\x00" in x for x in found or () if x is not None):
+                # No SQL literal holds a NUL (the edge refuses them, older files may
+                # have one): that column stays VARCHAR rather than failing every query.
+                continue
             name = f"{key}_{c}"
             labels = ", ".join(_literal_str(x) for x in sorted({x for x in found or () if x is not None}))
             cur.execute(f"DROP TYPE IF EXISTS {name}; CREATE TYPE {name} AS ENUM ({labels})")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date as Date
 from datetime import timedelta
 
+from traceglider.storage.keys import checked_key, path_component
+
 # A visit ends after this long without an event from its visitor. The one definition
 # the collector's session ids, compaction's visit ids and the stats all use.
 VISIT_TIMEOUT_MINUTES = 30
@@ -23,11 +25,12 @@ VISIT_ID_SQL = "('0x' || md5(coalesce({v}, '') || '/' || epoch_us({t})::VARCHAR)
 
 
 def partition_prefix(site: str, date: str) -> str:
-    return f"{EVENTS_PREFIX}site={site}/date={date}/"
+    """The partition's directory; an InvalidKey when a value cannot be a path part."""
+    return f"{EVENTS_PREFIX}{path_component(site, 'site')}/{path_component(date, 'date')}/"
 
 
 def object_key(site: str, date: str, name: str) -> str:
-    return f"{partition_prefix(site, date)}{name}.parquet"
+    return checked_key(f"{partition_prefix(site, date)}{path_component(name + '.parquet')}")
 
 
 def parse_key(key: str) -> tuple[str, str, str] | None:

@@ -54,8 +54,9 @@ def to_file_table(table: pa.Table) -> pa.Table:
     return table.select(FILE_SCHEMA.names).cast(FILE_SCHEMA)
 
 
-def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
-    """(site, date, rows in the file schema) for each partition a wire table touches."""
+def wire_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
+    """(site, date, rows still in the wire shape) for each partition a wire table
+    touches, so that one partition can be written, or set aside, on its own."""
     if table.num_rows == 0:
         return []
     if table.column("site").null_count or table.column("received_at").null_count:
@@ -65,8 +66,13 @@ def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
     parts = []
     for key in keyed.group_by(["site", "__date"]).aggregate([]).to_pylist():
         mask = pc.and_(pc.equal(keyed.column("site"), key["site"]), pc.equal(keyed.column("__date"), key["__date"]))
-        parts.append((key["site"], key["__date"], to_file_table(table.filter(mask))))
+        parts.append((key["site"], key["__date"], table.filter(mask)))
     return sorted(parts, key=lambda part: (part[0], part[1]))
+
+
+def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
+    """(site, date, rows in the file schema) for each partition a wire table touches."""
+    return [(site, date, to_file_table(part)) for site, date, part in wire_partitions(table)]
 
 
 def table_to_bytes(table: pa.Table, schema: pa.Schema = FILE_SCHEMA) -> bytes:
