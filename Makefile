@@ -30,8 +30,9 @@ $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(RUN_STAMP)
 
-# Debian packages the tests use: Chromium for the browser tests, Java for the Spark DDL test.
-SYSTEM_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v java),,openjdk-17-jre-headless)
+# Debian packages the tests use: Chromium for the browser tests, Java for the Spark DDL test,
+# wrk for the test of the ingest benchmark's load script.
+SYSTEM_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v java),,openjdk-17-jre-headless) $(if $(wildcard /usr/bin/wrk),,wrk)
 
 system-deps:
 	@test -z "$(strip $(SYSTEM_PACKAGES))" || { \

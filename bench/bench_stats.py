@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.markdown import table  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 from traceglider import demo_data  # noqa: E402
 from traceglider.stats import service  # noqa: E402
 from traceglider.stats.engine import Engine  # noqa: E402
@@ -80,12 +80,6 @@ def compact(storage: object) -> bool:
     run(storage, site=SITE)
     print(f"compacted in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

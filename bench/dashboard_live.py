@@ -37,8 +37,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.markdown import table  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.helpers import BROWSER_UA  # noqa: E402
+from tests.helpers import (
+    BROWSER_UA,  # noqa: E402
+    free_port,  # noqa: E402
+)
 from traceglider.dashboard.panels import default_requests  # noqa: E402
 from traceglider.stats.service import SITE_CONFIG_PREFIX  # noqa: E402
 

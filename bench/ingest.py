@@ -1,9 +1,19 @@
-"""Ingest benchmark: /collect of the real collector (fsync-durable spool) against a
-bare FastAPI endpoint that only parses the JSON, same uvicorn, same load generator.
+"""Ingest benchmark: /collect of the real collector (fsync-durable spool) against two
+baselines in the same run, same uvicorn, same load generator:
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 1,10,50]
+- `bare`: FastAPI that only parses the JSON and answers 202 (bench/bare_app.py);
+- `naive`: FastAPI that appends each body to a file and fsyncs it on the event loop
+  before answering (bench/naive_app.py), the simplest durable collector;
+- `traceglider`: `traceglider serve` with one worker, and `traceglider-2w` with
+  TG_WORKERS=2 (how it scales with cores).
 
-Needs `wrk` (Debian package `wrk`). Prints a Markdown table for docs/benchmarks.md.
+    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 1,10,50] [--rounds 3]
+
+Each round runs every server at every client count (paired runs: the machine is
+shared and noisy, so ratios are taken within a round); the table gives the median of
+the rounds with min-max. CPU per request is the servers' whole process tree
+(utime + stime from /proc, every thread and worker) divided by the requests answered.
+Needs `wrk` (Debian package `wrk`). Prints Markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import os
 import re
 import shutil
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,31 +32,49 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import free_port  # noqa: E402
 from tests.server import wait_healthy  # noqa: E402
 
 EVENTS_PER_BATCH = 10
 LUA = ROOT / "bench" / "batch.lua"  # builds 10-event batches with unique ids
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+KINDS = ("bare", "naive", "traceglider", "traceglider-2w")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start(kind: str, port: int, data: Path) -> subprocess.Popen[bytes]:
     python = sys.executable
     env = {**os.environ, "TG_STORAGE": str(data), "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
-           "TG_SITES": "example.com"}
-    if kind == "bare":
-        cmd = [python, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1", "--port", str(port),
+           "TG_SITES": "example.com", "TG_COMPACT_SECONDS": "0", "NAIVE_LOG": str(data) + ".jsonl"}
+    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-access-log"]
+    if kind == "bare":
+        cmd = [*uvicorn, "bench.bare_app:app"]
+    elif kind == "naive":
+        cmd = [*uvicorn, "bench.naive_app:app"]
     else:
+        env["TG_WORKERS"] = "2" if kind.endswith("-2w") else "1"
         cmd = [python, "-m", "traceglider", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     if not wait_healthy(port):
         raise SystemExit(f"{kind} did not become healthy")
     return process
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and every process of its session (uvicorn's workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command: state ppid pgrp session ... utime(12) stime(13)
+        if int(fields[3]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 def parse_ms(text: str) -> float:
@@ -59,44 +87,80 @@ def run_wrk(port: int, clients: int, seconds: int, script: Path) -> dict[str, fl
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{port}/collect"], capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = parse_ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = parse_ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": float(errors.group(1)) if errors else 0.0}
+    return {"rps": rps, "p50": p50, "p99": p99, "requests": float(requests),
+            "non2xx": float(errors.group(1)) if errors else 0.0}
+
+
+def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int) -> dict[int, dict[str, float]]:
+    port = free_port()
+    process = start(kind, port, tmp / f"data-{kind}-{round_}")
+    out: dict[int, dict[str, float]] = {}
+    try:
+        run_wrk(port, 10, 2, LUA)  # warm up
+        for c in clients:
+            cpu = tree_cpu_seconds(process.pid)
+            result = run_wrk(port, c, seconds, LUA)
+            used = tree_cpu_seconds(process.pid) - cpu
+            result["cpu_us"] = 1e6 * used / max(result["requests"], 1)
+            out[c] = result
+            print(f"round {round_} {kind} {c} clients: {result}", file=sys.stderr, flush=True)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    return out
+
+
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    med = fmt.format(statistics.median(values))
+    return med if len(values) == 1 else f"{med} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kinds", default=",".join(KINDS))
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     clients = [int(c) for c in args.clients.split(",")]
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    kinds = args.kinds.split(",")
+    rounds: list[dict[str, dict[int, dict[str, float]]]] = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        script = LUA
-        for kind in ("bare", "traceglider"):
-            port = free_port()
-            process = start(kind, port, Path(tmp) / f"data-{kind}")
-            try:
-                run_wrk(port, 10, 2, script)  # warm up
-                for c in clients:
-                    results[(kind, c)] = run_wrk(port, c, args.seconds, script)
-                    print(kind, c, results[(kind, c)], file=sys.stderr, flush=True)
-            finally:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=60)
-    print(f"10-event batches, {args.seconds} s per row, wrk on the same 2-core machine, one uvicorn worker.\n")
-    print("| clients | bare req/s | TraceGlider req/s | events/s | ratio | bare p50 / p99 ms "
-          "| TraceGlider p50 / p99 ms | non-2xx |")
-    print("|---|---|---|---|---|---|---|---|")
+        for r in range(args.rounds):
+            rounds.append({kind: measure(kind, clients, args.seconds, Path(tmp), r) for kind in kinds})
+    load_after = os.getloadavg()
+
+    def values(kind: str, c: int, key: str) -> list[float]:
+        return [rnd[kind][c][key] for rnd in rounds]
+
+    def ratios(kind: str, base: str, c: int) -> list[float]:
+        return [rnd[kind][c]["rps"] / rnd[base][c]["rps"] for rnd in rounds]
+
+    print(f"10-event batches, {args.seconds} s per row, {args.rounds} paired rounds, wrk on the same "
+          f"machine; median (min-max). Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after.\n")
+    print("| clients | server | req/s | p50 ms | p99 ms | CPU µs/request | non-2xx |")
+    print("|---|---|---|---|---|---|---|")
     for c in clients:
-        bare, tg = results[("bare", c)], results[("traceglider", c)]
-        print(f"| {c} | {bare['rps']:.0f} | {tg['rps']:.0f} | {tg['rps'] * EVENTS_PER_BATCH:.0f} "
-              f"| {tg['rps'] / bare['rps']:.0%} | {bare['p50']:.1f} / {bare['p99']:.1f} "
-              f"| {tg['p50']:.1f} / {tg['p99']:.1f} | {tg['non2xx']:.0f} |")
+        for kind in kinds:
+            print(f"| {c} | {kind} | {spread(values(kind, c, 'rps'))} | {spread(values(kind, c, 'p50'), '{:.1f}')} "
+                  f"| {spread(values(kind, c, 'p99'), '{:.1f}')} | {spread(values(kind, c, 'cpu_us'))} "
+                  f"| {sum(values(kind, c, 'non2xx')):.0f} |")
+    if "traceglider" in kinds:
+        print("\n| clients | TraceGlider / bare | TraceGlider / naive fsync | 2 workers / 1 worker |")
+        print("|---|---|---|---|")
+        for c in clients:
+            cells = [spread(ratios("traceglider", base, c), "{:.2f}") if base in kinds else "-"
+                     for base in ("bare", "naive")]
+            scale = spread(ratios("traceglider-2w", "traceglider", c), "{:.2f}") if "traceglider-2w" in kinds else "-"
+            print(f"| {c} | {cells[0]} | {cells[1]} | {scale} |")
 
 
 if __name__ == "__main__":

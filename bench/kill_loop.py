@@ -19,8 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import free_port  # noqa: E402
-from tests.helpers import stored_ids  # noqa: E402
+from tests.helpers import (
+    free_port,  # noqa: E402
+    stored_ids,  # noqa: E402
+)
 from tests.server import drain, kill_round  # noqa: E402
 from traceglider.storage.local import LocalStorage  # noqa: E402
 

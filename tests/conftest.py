@@ -4,7 +4,6 @@ the app built on either."""
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +21,8 @@ for _name in list(os.environ):
     if _name.startswith("TG_"):
         del os.environ[_name]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# after the environment is clean: the package must not see a developer's TG_ settings
+from tests.helpers import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

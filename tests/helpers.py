@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -14,6 +15,13 @@ DAY_US = 86_400_000_000
 # A real browser's user agent: requests without one are dropped as bots.
 BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/131.0.0.0 Safari/537.36")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (the only address tests use)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def row(event_id: str, site: str = "example.com", when_us: int | None = None, **extra: Any) -> dict[str, Any]:

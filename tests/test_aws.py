@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,13 @@ import pytest
 from fastapi import Request, Response
 from moto.server import ThreadedMotoServer
 
+from tests.helpers import free_port
 from traceglider import aws
 
 BUCKET = "tg-lambda-test"
 PREFIX = "analytics"
 SITE = "example.com"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_s3(bucket: str) -> tuple[ThreadedMotoServer, str]:

@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "lambda" / "template.yaml"
@@ -274,13 +275,6 @@ def test_the_build_context_leaves_out_the_virtualenv_and_the_tests() -> None:
     assert {".git", ".venv", "tests"} <= ignored
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _container_env(stage: list[tuple[str, str]], tmp_path: Path) -> dict[str, str]:
     """The image's environment, with the image's paths mapped onto this checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TG_")}
@@ -291,7 +285,7 @@ def _container_env(stage: list[tuple[str, str]], tmp_path: Path) -> dict[str, st
     env.update(image_env)
     env.update({
         "TG_HOST": "127.0.0.1",  # loopback only in tests; the image listens on 0.0.0.0
-        "TG_PORT": str(_free_port()),
+        "TG_PORT": str(free_port()),
         "TG_STORAGE": str(tmp_path / "data"),
         "TG_SPOOL_DIR": str(tmp_path / "spool"),
         "TG_SECRET": "test-secret-test-secret-test-secret-0123",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, make_bucket
-from tests.helpers import BROWSER_UA, stored_ids, wait_for
+from tests.conftest import make_bucket
+from tests.helpers import BROWSER_UA, free_port, stored_ids, wait_for
 from tests.server import SITE, drain, kill_round
 from tests.tcp_proxy import PausableProxy
 

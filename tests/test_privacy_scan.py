@@ -8,8 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import free_port
-from tests.helpers import BROWSER_UA
+from tests.helpers import BROWSER_UA, free_port
 from tests.server import start_server
 
 IPS = ["81.2.69.160", "203.0.113.77", "2001:db8::1234", "198.51.100.23"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from typing import Any
 import playwright.sync_api as playwright_sync
 import pyarrow.parquet as pq
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = Path(__file__).with_name("pages")
@@ -43,12 +44,6 @@ CHROMIUM_ARGS = [
 ]
 # What a strict site allows: scripts and connections to the collector, nothing else.
 CSP = "default-src 'none'; script-src {c}; connect-src {c}; style-src 'unsafe-inline'"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

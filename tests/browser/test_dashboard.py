@@ -4,7 +4,6 @@ and an XSS corpus in event fields stays inert."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.helpers import free_port
 from traceglider import demo_data
 from traceglider.config import load
 from traceglider.storage.local import LocalStorage
@@ -28,12 +28,6 @@ XSS = [
     "javascript:window.__xss=1",
     "<svg onload=window.__xss=1>",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _xss_rows(now_us: int) -> list[dict]:
@@ -68,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app = FastAPI()
     app.include_router(stats_router(settings, storage))
     app.include_router(dashboard_router(settings, storage))
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.helpers import free_port
 from tests.stats.conftest import SITE, TOKEN
 from traceglider import demo_data
 from traceglider.config import load
@@ -104,19 +104,13 @@ def test_csv_formula_escaping(cell: object, out: object) -> None:
     assert escape_cell(cell) == out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_client(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[TestClient]:
     from moto.server import ThreadedMotoServer
 
     from traceglider.storage.s3 import S3Storage
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
