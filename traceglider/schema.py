@@ -30,7 +30,7 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("browser_version", pa.string(), ""),
     ("os", pa.string(), ""),
     ("os_version", pa.string(), ""),
-    ("device_type", pa.string(), "desktop, mobile, tablet or other"),
+    ("device_type", pa.string(), "Desktop, Mobile or Tablet (desktop, mobile, tablet, other before: read alike)"),
     ("screen_width", pa.int32(), ""),
     ("screen_height", pa.int32(), ""),
     ("viewport_width", pa.int32(), ""),

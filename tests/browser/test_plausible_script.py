@@ -106,7 +106,7 @@ def test_plausibles_npm_tracker_sends_pageviews_and_custom_events_here(visit, pl
     assert pageview["path"] == path and pageview["hostname"] == "127.0.0.1"
     assert pageview["url"] == plausible_site[0] + path
     # Enriched like any event (and not taken for a bot): Chromium's client hints name it.
-    assert pageview["browser"] in ("Chrome", "Chromium") and pageview["device_type"] == "desktop"
+    assert pageview["browser"] in ("Chrome", "Chromium") and pageview["device_type"] == "Desktop"
     # Plausible's fetch sends no credentials: the visitor is counted cookieless.
     assert COOKIELESS_ID.match(pageview["visitor_id"]), pageview["visitor_id"]
 

@@ -258,7 +258,7 @@ def test_unfiltered_counts_from_the_visits_table_match_the_events(demo_root) -> 
     periods = [{"period": "day"}, {"period": "7d"}, {"period": "30d"},
                {"period": "custom", "date": "2025-11-10,2025-11-12"}, {"period": "day", "date": "2025-11-20"}]
     for extra in periods:
-        for visit_filter in ("", "visit:device==mobile"):
+        for visit_filter in ("", "visit:device==Mobile"):
             base = {"site_id": "demo.example", "metrics": "visitors,pageviews,events", **extra}
             fast = Q.parse({**base, "filters": visit_filter} if visit_filter else base, now)
             slow = Q.parse({**base, "filters": ";".join(f for f in (visit_filter, every_event) if f)}, now)

@@ -82,9 +82,23 @@ def handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
     return engine.reading(lambda: _handle(kind, engine, dict(params)))
 
 
+CONVERSION_RATE_NEEDS_GOAL = ("Metric `conversion_rate` can only be queried in a goal breakdown or "
+                              "with a goal filter")
+
+
+def check_metrics(q: Any) -> None:
+    """Plausible's rules for metrics that need a filter or a breakdown."""
+    if "conversion_rate" in q.metrics and q.property != "event:goal" and not any(
+            f.property == "event:goal" for f in q.filters):
+        raise BadRequest(CONVERSION_RATE_NEEDS_GOAL)
+
+
 def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
     from traceglider.stats import query as Q
     from traceglider.stats import service
+
+    if kind in ("aggregate", "timeseries", "breakdown"):
+        check_metrics(Q.parse(params, need_property=kind == "breakdown"))
 
     if kind == "aggregate":
         return service.aggregate(engine, Q.parse(params))

@@ -1,8 +1,8 @@
 """SQL builder: a `Query` in, SQL text with named `$pN` parameters out.
 
 Column names come only from the allowlists in `query.py`; every value a client sent
-is a bound parameter. Globs (`*` within a path segment, `**` across) become bound
-regular expressions.
+is a bound parameter. Globs (`*` and `**`, both any characters, as Plausible has them
+today) become bound regular expressions.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from traceglider import value_names
 from traceglider.errors import BadRequest
 from traceglider.stats import metrics as M
 from traceglider.stats.query import PROPERTIES, Filter, Query
@@ -39,7 +40,7 @@ def glob_regex(pattern: str) -> str:
             out.append(".*")
             i += 2
         elif pattern[i] == "*":
-            out.append("[^/]*")
+            out.append(".*")  # Plausible today: `*` is any characters, as `**` is
             i += 1
         else:
             out.append(re.escape(pattern[i]))
@@ -55,7 +56,7 @@ def column(prop: str, alias: str, p: Params) -> str:
     level, col = PROPERTIES[prop]
     if level == "goal":
         raise BadRequest("event:goal can only be used in a breakdown or as a goal filter")
-    return f"{alias}.{col}"
+    return value_names.read_sql(prop, f"{alias}.{col}")  # old and new value names read as one
 
 
 def _json_key(key: str) -> str:

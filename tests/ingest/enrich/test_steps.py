@@ -41,7 +41,7 @@ def test_a_batch_is_enriched_and_holds_no_ip_or_secret(local_storage) -> None:  
     kept = pipeline(local_storage).run(rows, request)
     assert [r["event_id"] for r in kept] == ["a", "b"]
     first = kept[0]
-    assert (first["country"], first["browser"], first["device_type"]) == ("GB", "Chrome", "desktop")
+    assert (first["country"], first["browser"], first["device_type"]) == ("GB", "Chrome", "Desktop")
     assert (first["source"], first["channel"]) == ("Hacker News", "paid")
     assert first["url"] == "https://example.com/a/[email]?utm_source=hn"
     assert first["visitor_id"] == kept[1]["visitor_id"] and first["session_id"] == kept[1]["session_id"]

@@ -27,29 +27,29 @@ SMART_TV = ("Mozilla/5.0 (SMART-TV; Linux; Tizen 6.0) AppleWebKit/537.36 (KHTML,
             "SamsungBrowser/2.2 Chrome/63.0.3239.84 TV Safari/537.36")
 
 CASES: list[tuple[str, dict[str, Any], dict[str, str], tuple[Any, ...]]] = [
-    # user agent, ctx, headers -> browser, version, os, os version, device
-    (CHROME_MAC, {}, {}, ("Chrome", "142.0", "macOS", "10.15", "desktop")),
-    (IPHONE, {}, {}, ("Safari", "18.3", "iOS", "18.3", "mobile")),
-    (IPAD, {}, {}, ("Safari", "17.5", "iOS", "17.5", "tablet")),
-    (ANDROID_PHONE, {}, {}, ("Chrome", "142.0", "Android", "10", "mobile")),
-    (ANDROID_TABLET, {}, {}, ("Chrome", "142.0", "Android", "10", "tablet")),
-    (EDGE_WIN, {}, {}, ("Edge", "142.0", "Windows", "10", "desktop")),
-    (FIREFOX_LINUX, {}, {}, ("Firefox", "133.0", "Linux", None, "desktop")),
+    # user agent, ctx, headers -> browser, version, os, os version, device, as stored (Plausible's names)
+    (CHROME_MAC, {}, {}, ("Chrome", "142.0", "Mac", "10.15", "Desktop")),
+    (IPHONE, {}, {}, ("Safari", "18.3", "iOS", "18.3", "Mobile")),
+    (IPAD, {}, {}, ("Safari", "17.5", "iOS", "17.5", "Tablet")),
+    (ANDROID_PHONE, {}, {}, ("Chrome", "142.0", "Android", "10", "Mobile")),
+    (ANDROID_TABLET, {}, {}, ("Chrome", "142.0", "Android", "10", "Tablet")),
+    (EDGE_WIN, {}, {}, ("Microsoft Edge", "142.0", "Windows", "10", "Desktop")),
+    (FIREFOX_LINUX, {}, {}, ("Firefox", "133.0", "GNU/Linux", None, "Desktop")),
     # Hints from the tracker's ctx win: Brave looks like Chrome in its UA string.
     (CHROME_MAC, {"brands": "Not_A Brand;Chromium;Brave", "platform": "macOS", "mobile": False},
-     {}, ("Brave", "142.0", "macOS", "10.15", "desktop")),
-    (CHROME_MAC, {"brands": "Chromium;Google Chrome"}, {}, ("Chrome", "142.0", "macOS", "10.15", "desktop")),
+     {}, ("Brave", "142.0", "Mac", "10.15", "Desktop")),
+    (CHROME_MAC, {"brands": "Chromium;Google Chrome"}, {}, ("Chrome", "142.0", "Mac", "10.15", "Desktop")),
     # ... and the low-entropy headers when ctx has none.
     (CHROME_MAC, {}, {"sec-ch-ua": '"Chromium";v="142", "Microsoft Edge";v="142", "Not?A_Brand";v="24"',
                       "sec-ch-ua-platform": '"Windows"', "sec-ch-ua-mobile": "?0"},
-     ("Edge", "142.0", "Windows", None, "desktop")),
-    (ANDROID_TABLET, {"mobile": True}, {}, ("Chrome", "142.0", "Android", "10", "mobile")),
-    (ANDROID_PHONE, {"mobile": False}, {}, ("Chrome", "142.0", "Android", "10", "tablet")),
+     ("Microsoft Edge", "142.0", "Windows", None, "Desktop")),
+    (ANDROID_TABLET, {"mobile": True}, {}, ("Chrome", "142.0", "Android", "10", "Mobile")),
+    (ANDROID_PHONE, {"mobile": False}, {}, ("Chrome", "142.0", "Android", "10", "Tablet")),
     # An iPad asking for desktop sites sends a Mac UA; its touch points give it away.
-    (SAFARI_MAC, {"touch": 5}, {}, ("Safari", "18.3", "iOS", None, "tablet")),
-    (SAFARI_MAC, {"touch": 0}, {}, ("Safari", "18.3", "macOS", "10.15", "desktop")),
-    (SMART_TV, {}, {}, ("Samsung Internet", "2.2", "Tizen", "6.0", "other")),
-    ("", {}, {}, (None, None, None, None, "other")),
+    (SAFARI_MAC, {"touch": 5}, {}, ("Safari", "18.3", "iOS", None, "Tablet")),
+    (SAFARI_MAC, {"touch": 0}, {}, ("Safari", "18.3", "Mac", "10.15", "Desktop")),
+    (SMART_TV, {}, {}, ("Samsung Browser", "2.2", "Tizen", "6.0", None)),
+    ("", {}, {}, (None, None, None, None, None)),
 ]
 
 

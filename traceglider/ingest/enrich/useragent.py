@@ -5,6 +5,10 @@ reads the UA string once per distinct string; the answer is cached. Then the hin
 correct it: the tracker's `ctx` (`brands`, `platform`, `mobile`, `touch`) first, the
 low-entropy `Sec-CH-UA*` request headers second. Hints tell Brave from Chrome, an
 Android tablet from a phone, and an iPad (which sends a Mac UA) from a Mac.
+
+The parsing below works in its own names (`macOS`, `desktop`); the step stores
+Plausible's (`Mac`, `Desktop`), from `traceglider.value_names`, which also reads the
+values stored before under the new names.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from traceglider import value_names
 from traceglider.ingest.pipeline import Drop, RequestInfo
 
 UA_CACHE_SIZE = 16384
@@ -28,10 +33,9 @@ BROWSER_NAMES = {
     "Yandex Browser": "Yandex Browser", "DuckDuckGo Mobile": "DuckDuckGo", "Google": "Google App",
     "Other": None,
 }
+# Linux distributions are kept apart, as Plausible reports them.
 OS_NAMES = {
-    "Mac OS X": "macOS", "Chrome OS": "ChromeOS", "Chromium OS": "ChromeOS",
-    "Ubuntu": "Linux", "Fedora": "Linux", "Debian": "Linux", "Arch Linux": "Linux",
-    "Linux Mint": "Linux", "openSUSE": "Linux", "Other": None,
+    "Mac OS X": "macOS", "Chrome OS": "ChromeOS", "Chromium OS": "ChromeOS", "Other": None,
 }
 # Sec-CH-UA-Platform / navigator.userAgentData.platform values -> stored names.
 PLATFORM_NAMES = {
@@ -43,7 +47,8 @@ BRAND_NAMES = {
     "brave": "Brave", "yandex": "Yandex Browser", "vivaldi": "Vivaldi",
     "samsung internet": "Samsung Internet", "duckduckgo": "DuckDuckGo",
 }
-DESKTOP_OS = frozenset({"Windows", "macOS", "Linux", "ChromeOS", "FreeBSD", "OpenBSD", "NetBSD"})
+DESKTOP_OS = frozenset({"Windows", "macOS", "Linux", "ChromeOS", "FreeBSD", "OpenBSD", "NetBSD",
+                        "Ubuntu", "Fedora", "Debian", "Arch Linux", "Linux Mint", "openSUSE"})
 _CH_BRAND = re.compile(r'"([^"]*)"\s*;\s*v="(\d+)')
 
 
@@ -150,11 +155,18 @@ def with_hints(parsed: ParsedUA, ctx: dict[str, Any], headers: dict[str, str]) -
     return ParsedUA(browser, version, os_name, os_version, device)
 
 
+def stored_names(parsed: ParsedUA) -> tuple[str | None, ...]:
+    """The values stored: Plausible's names for the browser, OS and device."""
+    return (value_names.browser(parsed.browser), parsed.browser_version,
+            value_names.operating_system(parsed.os), parsed.os_version, value_names.device(parsed.device))
+
+
 def make_user_agent_step(store_user_agent: bool = False) -> Any:
     def user_agent(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
         info = request.cache.get("ua")
         if info is None:
-            info = with_hints(parse_user_agent(request.user_agent), request.ctx, request.headers)
+            info = stored_names(with_hints(parse_user_agent(request.user_agent), request.ctx,
+                                           request.headers))
             request.cache["ua"] = info
         (row["browser"], row["browser_version"], row["os"], row["os_version"],
          row["device_type"]) = info
