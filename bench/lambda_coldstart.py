@@ -1,13 +1,17 @@
-"""Lambda cold start: what importing the handler costs, and how long the first request
-through it takes, against a moto S3 server on a loopback port.
+"""Lambda cold start: what importing the handler and the `/collect` path costs, and how
+long the first request through it takes, in both delivery modes, side by side with the
+naive stack (FastAPI + Mangum + boto3 + pyarrow), against moto's S3 and Firehose on a
+loopback port.
 
     python bench/lambda_coldstart.py            # measure, print, update docs/benchmarks.md
-    python bench/lambda_coldstart.py --check    # one run, print JSON only (used by tests)
+    python bench/lambda_coldstart.py --check [--delivery firehose]
+                                                # one first request, JSON only (tests)
 
 Import cost is `python -X importtime` summed over the top-level imports (cumulative
-microseconds), median of several fresh interpreters; first-request time is measured in
-a fresh interpreter per run (import, then the first `/collect`, which builds the app),
-so nothing is warm except the operating system's file cache.
+microseconds), one fresh interpreter per figure, the statements interleaved run by run
+so that the machine's load falls on all of them alike; first-request time is measured
+in a fresh interpreter per run (import, then the first `/collect`, which builds what it
+needs), so nothing is warm except the operating system's file cache.
 """
 
 from __future__ import annotations
@@ -42,11 +46,6 @@ def import_ms(statement: str) -> float:
         if match and not match.group(3):  # no indent: imported at top level
             total += int(match.group(2))
     return total / 1000
-
-
-def median_import_ms(statement: str, runs: int) -> float:
-    import_ms(statement)  # the first run may write bytecode caches
-    return statistics.median(import_ms(statement) for _ in range(runs))
 
 
 CHILD = r"""
@@ -99,7 +98,17 @@ def free_port() -> int:
         return port
 
 
-def first_requests(runs: int) -> list[dict]:
+STATEMENTS = {
+    "naive": "import fastapi, mangum, boto3, pyarrow",
+    "handler": "import traceglider.aws",
+    "direct": "import traceglider.aws, traceglider.app, traceglider.storage.s3, mangum",
+    "firehose": ("import traceglider.aws, traceglider.lambda_collect, traceglider.firehose, "
+                 "traceglider.storage.s3_http"),
+}
+
+
+def first_requests(runs: int, deliveries: tuple[str, ...] = ("direct",)) -> dict[str, list[dict]]:
+    """`runs` first requests in fresh interpreters per delivery mode, interleaved."""
     import logging
 
     import boto3
@@ -116,73 +125,119 @@ def first_requests(runs: int) -> list[dict]:
                            "AWS_DEFAULT_REGION": "us-east-1",
                            "AWS_CONFIG_FILE": os.path.join(home, "config"),
                            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(home, "credentials")}
-            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                         aws_access_key_id="bench", aws_secret_access_key="bench",
-                         ).create_bucket(Bucket="bench")
+            clients = {name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1",
+                                          aws_access_key_id="bench", aws_secret_access_key="bench")
+                       for name in ("s3", "firehose")}
+            clients["s3"].create_bucket(Bucket="bench")
+            clients["firehose"].create_delivery_stream(
+                DeliveryStreamName="bench", DeliveryStreamType="DirectPut",
+                ExtendedS3DestinationConfiguration={
+                    "RoleARN": "arn:aws:iam::123456789012:role/bench", "BucketARN": "arn:aws:s3:::bench",
+                    "Prefix": "tg/incoming/"})
             env = {k: v for k, v in os.environ.items() if not k.startswith(("TG_", "AWS_"))}
             env.update(credentials)
             env.update({"TG_STORAGE": "s3://bench/tg", "TG_S3_ENDPOINT_URL": endpoint,
                         "TG_SITES": "example.com", "TG_SPOOL_DIR": os.path.join(home, "spool"),
+                        "TG_FIREHOSE_STREAM": "bench", "TG_FIREHOSE_ENDPOINT_URL": endpoint,
                         "PYTHONPATH": str(ROOT)})
-            results = []
+            results: dict[str, list[dict]] = {d: [] for d in deliveries}
             for run in range(runs):
-                # No TG_SECRET, as in a template deployed without one: the first request
-                # also reads (or on the very first run creates) the secret in the bucket.
-                out = subprocess.run([sys.executable, "-c", CHILD, f"r{run}"], env=env,
-                                     capture_output=True, text=True, cwd=home, check=True)
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                for delivery in deliveries:
+                    # No TG_SECRET, as in a template deployed without one: the first request
+                    # also reads (or on the very first run creates) the secret in the bucket.
+                    out = subprocess.run([sys.executable, "-c", CHILD, f"{delivery}{run}"],
+                                         env={**env, "TG_DELIVERY": delivery},
+                                         capture_output=True, text=True, cwd=home, check=True)
+                    results[delivery].append(json.loads(out.stdout.strip().splitlines()[-1]))
             return results
     finally:
         server.stop()
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
 def measure(runs: int) -> dict:
-    handler_only = median_import_ms("import traceglider.aws", runs)
-    collect_path = median_import_ms(
-        "import traceglider.aws, traceglider.app, traceglider.storage.s3, mangum", runs)
-    firsts = first_requests(runs)
+    load_before = os.getloadavg()
+    for statement in STATEMENTS.values():
+        import_ms(statement)  # the first run may write bytecode caches
+    imports: dict[str, list[float]] = {name: [] for name in STATEMENTS}
+    ratios: list[float] = []
+    for _ in range(runs):
+        for name, statement in STATEMENTS.items():
+            imports[name].append(import_ms(statement))
+        ratios.append(imports["firehose"][-1] / imports["naive"][-1])
+    firsts = first_requests(runs, ("direct", "firehose"))
+    load_after = os.getloadavg()
     return {
-        "import_handler_ms": handler_only,
-        "import_collect_path_ms": collect_path,
-        "first_request_ms": statistics.median(r["first_request_ms"] for r in firsts),
-        "warm_request_ms": statistics.median(r["warm_request_ms"] for r in firsts),
-        "max_rss_mb": max(r["max_rss_mb"] for r in firsts),
-        "statuses": sorted({r["status"] for r in firsts}),
-        "imported_after_first_request": firsts[0]["imported_after_first_request"],
+        "imports_ms": {name: spread(values) for name, values in imports.items()},
+        "firehose_over_naive": spread(ratios),
+        "first_request_ms": {d: spread([r["first_request_ms"] for r in rs]) for d, rs in firsts.items()},
+        "first_over_direct": spread([f["first_request_ms"] / d["first_request_ms"]
+                                     for d, f in zip(firsts["direct"], firsts["firehose"], strict=True)]),
+        "warm_request_ms": {d: statistics.median(r["warm_request_ms"] for r in rs) for d, rs in firsts.items()},
+        "max_rss_mb": {d: max(r["max_rss_mb"] for r in rs) for d, rs in firsts.items()},
+        "statuses": sorted({r["status"] for rs in firsts.values() for r in rs}),
+        "imported_after_first_request": {d: rs[0]["imported_after_first_request"] for d, rs in firsts.items()},
         "runs": runs,
+        "load": [round(load_before[0], 2), round(load_after[0], 2)],
     }
 
 
+def _row(label: str, figures: dict[str, float], digits: int = 0) -> str:
+    return f"| {label} | {figures['min']:.{digits}f} | {figures['median']:.{digits}f} | {figures['max']:.{digits}f} |"
+
+
 def section(result: dict) -> str:
-    verdict = "within" if result["import_handler_ms"] <= BUDGET_MS else "OVER"
-    imported = ", ".join(result["imported_after_first_request"]) or "nothing heavy"
-    machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-               f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
+    imports, firsts = result["imports_ms"], result["first_request_ms"]
+    handler = imports["handler"]["median"]
+    verdict = "within" if handler <= BUDGET_MS else "OVER"
+    machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs shared with other "
+               f"work, Python {platform.python_version()}, load average {result['load'][0]:.2f} before "
+               f"and {result['load'][1]:.2f} after")
+    ratio = result["firehose_over_naive"]
+    warm, rss = result["warm_request_ms"], result["max_rss_mb"]
+    loaded = {d: ", ".join(mods) or "nothing heavy" for d, mods in result["imported_after_first_request"].items()}
     return f"""{SECTION}
 
-Measured by `python bench/lambda_coldstart.py` on {time.strftime('%Y-%m-%d')} ({machine}),
-medians of {result['runs']} fresh interpreters each; S3 is a moto server on a loopback port.
+Measured by `python bench/lambda_coldstart.py --runs {result['runs']}` on {time.strftime('%Y-%m-%d')}
+({machine}); {result['runs']} fresh interpreters per figure, the statements interleaved
+run by run. S3 and Firehose are a moto server on a loopback port.
 
-| what | ms |
-|---|---|
-| `python -X importtime -c "import traceglider.aws"` (summed top-level imports; \
-budget {BUDGET_MS:.0f} ms) | {result['import_handler_ms']:.0f} ({verdict} budget) |
-| imports of the `/collect` path (`traceglider.app`, `traceglider.storage.s3`, \
-`mangum`) | {result['import_collect_path_ms']:.0f} |
-| first request through `handler` (a 5-event batch: builds the app, reads the secret \
-from S3, writes the batch) | {result['first_request_ms']:.0f} |
-| a warm request (5 events, written to S3 before the answer) | {result['warm_request_ms']:.1f} |
-| peak memory (RSS) of the process after 21 requests | {result['max_rss_mb']:.0f} MB |
+Imports (`python -X importtime -c "<statement>"`, summed top-level cumulative times, ms):
 
-Importing the handler module loads none of FastAPI, boto3, pyarrow or DuckDB; they are
-imported when the first event arrives. The first request loaded:
-{imported}. DuckDB is never imported on the `/collect` path (only the stats routes import it). On Lambda the
-first-request time is part of the cold start; a 512 MB function has about 0.3 of a
-vCPU, so expect it 2-3 times the figure above there (plus the image's start), and look
-for `Init Duration` and `Duration` in the function's `REPORT` log lines. The handler
-module is within the {BUDGET_MS:.0f} ms budget; the `/collect` path is not (FastAPI and
-pydantic, pyarrow and boto3 make most of it), which is why it is deferred to the first
-event. The figures vary by a factor of two with the machine's load.
+| statement | min | median | max |
+|---|---:|---:|---:|
+{_row("naive stack: `import fastapi, mangum, boto3, pyarrow`", imports["naive"])}
+{_row(f"`import traceglider.aws`, the handler module (budget {BUDGET_MS:.0f} ms: {verdict})", imports["handler"])}
+{_row("/collect path, `TG_DELIVERY=direct` (`traceglider.app`, `storage.s3`, `mangum`)", imports["direct"])}
+{_row("/collect path, `TG_DELIVERY=firehose` (`lambda_collect`, `firehose`, `storage.s3_http`)", imports["firehose"])}
+{_row("ratio firehose path / naive stack, run by run", ratio, 2)}
+
+First request through `handler` in a fresh interpreter (import, build, read the secret
+and the day's salt from S3, a 5-event batch kept before the answer), ms:
+
+| delivery | min | median | max |
+|---|---:|---:|---:|
+{_row("direct (Parquet object to S3)", firsts["direct"])}
+{_row("firehose (PutRecordBatch)", firsts["firehose"])}
+{_row("ratio firehose / direct, run by run", result["first_over_direct"], 2)}
+
+| | direct | firehose |
+|---|---:|---:|
+| warm request, median of 20 (5 events), ms | {warm['direct']:.1f} | {warm['firehose']:.1f} |
+| peak memory (RSS) after 21 requests, MB | {rss['direct']:.0f} | {rss['firehose']:.0f} |
+
+Loaded by the first request: direct: {loaded['direct']}; firehose: {loaded['firehose']}.
+The firehose path answers `/collect` without FastAPI, boto3 or pyarrow
+(`traceglider/lambda_collect.py`, signed requests from `traceglider/awsapi.py`); the
+app is built only when another route is called. DuckDB is never imported on either
+path. On Lambda the first-request time is part of the cold start; a 512 MB function
+has about 0.3 of a vCPU, so expect it 2-3 times the figures above there (plus the
+image's start), and look for `Init Duration` and `Duration` in the function's `REPORT`
+log lines. The figures vary by a factor of two with the machine's load; the ratios,
+taken run by run, vary much less.
 """
 
 
@@ -198,11 +253,13 @@ def update_doc(text: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--check", action="store_true", help="one run, JSON out, no doc update")
+    parser.add_argument("--delivery", choices=("direct", "firehose"), default="direct",
+                        help="the mode of --check")
     args = parser.parse_args()
     if args.check:
-        (result,) = first_requests(1)
+        (result,) = first_requests(1, (args.delivery,))[args.delivery]
         print(json.dumps(result))
         return 0 if result["status"] == 202 else 1
     result = measure(args.runs)

@@ -46,6 +46,10 @@ def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
 
 def build_sink(settings: Settings, storage: Storage) -> Sink:
     if settings.mode == "lambda":
+        if settings.delivery == "firehose":
+            from traceglider.firehose import firehose_sink
+
+            return firehose_sink(settings, storage)
         return DirectSink(storage)
     return SpoolSink(storage, settings.spool_path, settings.spool_max_bytes,
                      settings.flush_seconds, settings.flush_events)

@@ -5,9 +5,13 @@ Gateway HTTP API (payload 2.0) and REST API (payload 1.0) events. The settings a
 forced to `mode=lambda`, in which `/collect` writes each batch to storage before it
 answers (a Lambda may be frozen the moment it answers, and its `/tmp` is not durable).
 
+With TG_DELIVERY=firehose, `POST /collect` is answered by
+`traceglider.lambda_collect` instead: the batch goes to a Firehose stream, and that
+path imports neither FastAPI nor boto3 nor pyarrow (half the cold start, see
+bench/lambda_coldstart.py); the app is built only for the first event of another route.
+
 Importing this module stays cheap: FastAPI, boto3 and pyarrow are imported when the
-first event arrives, and DuckDB only if a stats route is called. See
-bench/lambda_coldstart.py for the measured figures.
+first event that needs them arrives, and DuckDB only if a stats route is called.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ log = logging.getLogger("traceglider.aws")
 
 _lock = threading.Lock()
 _adapter: Any = None
+_collector: Any = None
+_settings: Settings | None = None
 
 
 def lambda_settings(env: dict[str, str] | None = None) -> Settings:
@@ -38,22 +44,35 @@ def build_adapter(settings: Settings | None = None) -> Any:
 
     from traceglider.app import create_app
 
-    app = create_app(settings or lambda_settings())
+    app = create_app(settings or _lambda_settings())
     # Mangum would run the app's startup and shutdown around every single event; in
     # lambda mode there is no background work to start, so the app is used bare.
     return Mangum(app, lifespan="off")
 
 
+def _lambda_settings() -> Settings:
+    """The settings of what was built; read afresh until something was (a failed start
+    is retried with the environment of the next event)."""
+    return _settings or lambda_settings()
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """API Gateway (HTTP API v2 or REST v1) event in, API Gateway response out."""
-    global _adapter
+    """API Gateway (HTTP API v2 or REST v1) or function URL event in, its response out."""
+    global _adapter, _settings
+    if _lambda_settings().delivery == "firehose":
+        from traceglider.lambda_collect import is_collect
+
+        if is_collect(event):
+            return _collect(event)
     if _adapter is None:
         from traceglider.errors import StorageError
 
         with _lock:
             if _adapter is None:
                 try:
-                    _adapter = build_adapter()
+                    settings = _lambda_settings()
+                    _adapter = build_adapter(settings)
+                    _settings = settings
                 except StorageError as exc:
                     # Building the app reads the instance secret from the bucket. With
                     # S3 unreachable, answer as /collect would: 503, so the tracker
@@ -61,6 +80,25 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     log.error("cannot start the collector: %s", exc)
                     return _unavailable()
     result: dict[str, Any] = _adapter(event, context)
+    return result
+
+
+def _collect(event: dict[str, Any]) -> dict[str, Any]:
+    global _collector, _settings
+    if _collector is None:
+        from traceglider.errors import StorageError
+        from traceglider.lambda_collect import LambdaCollector, open_light_storage
+
+        with _lock:
+            if _collector is None:
+                settings = _lambda_settings()
+                try:
+                    _collector = LambdaCollector(settings, open_light_storage(settings))
+                    _settings = settings
+                except StorageError as exc:  # the secret could not be read: as in handler
+                    log.error("cannot start the collector: %s", exc)
+                    return _unavailable()
+    result: dict[str, Any] = _collector.handle(event)
     return result
 
 
@@ -77,9 +115,11 @@ def _unavailable() -> dict[str, Any]:
 
 def reset() -> None:
     """Forget the built app, so that the next event reads the environment again (tests)."""
-    global _adapter
+    global _adapter, _collector, _settings
     with _lock:
-        _adapter = None
+        if _collector is not None:
+            _collector.sink.stop()
+        _adapter = _collector = _settings = None
 
 
 def _retention_days(event: dict[str, Any], settings: Settings) -> int:

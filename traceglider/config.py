@@ -104,6 +104,12 @@ def _mode(raw: str) -> str:
     return raw
 
 
+def _delivery(raw: str) -> str:
+    if raw not in ("direct", "firehose"):
+        raise ValueError("must be 'direct' or 'firehose'")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     value = str(raw).upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -189,6 +195,16 @@ SETTINGS: list[Setting] = [
     Setting("mode", "server", _mode,
             "'server' spools and flushes in the background; 'lambda' writes each batch "
             "to storage before answering."),
+    Setting("delivery", "direct", _delivery,
+            "How Lambda mode keeps a batch before answering: 'direct' writes it to storage "
+            "as one Parquet object per request; 'firehose' hands it to the Amazon Data "
+            "Firehose stream TG_FIREHOSE_STREAM, which delivers to <storage>/incoming/ for "
+            "the scheduled compaction to convert (cheaper per request, events visible after "
+            "the next compaction; docs/costs.md). Ignored in server mode."),
+    Setting("firehose_stream", None, _optional_text,
+            "Name of the Firehose delivery stream of TG_DELIVERY=firehose."),
+    Setting("firehose_endpoint_url", None, _optional_text,
+            "A Firehose endpoint (a local test server); unset means AWS in AWS_REGION."),
     Setting("dashboard_refresh", 30.0, _seconds,
             "Seconds between background recomputations of the dashboard panels someone is "
             "looking at; meanwhile the page is answered from the last one and shows its age "

@@ -35,6 +35,7 @@ def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list
     salts, all under one hold of the maintenance lock; a JSON-friendly summary.
     `wait`: seconds to wait for the lock (default the lock's own), then `LockBusy`;
     `stop()` true: end after the partition in hand."""
+    from traceglider.delivered import convert_delivered
     from traceglider.ingest.enrich.identity import purge_old_salts
     from traceglider.storage.compact import compact
     from traceglider.storage.lock import WAIT_SECONDS, maintenance
@@ -50,6 +51,10 @@ def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list
     compacted: dict[str, Any] = {}
     removed = 0
     with maintenance(storage, "maintenance", WAIT_SECONDS if wait is None else wait):
+        # What a Firehose stream delivered becomes raw partition files first, and the
+        # days it touched are compacted too (traceglider.delivered).
+        delivered = convert_delivered(storage, stop=stopping)
+        dates = sorted({*dates, *(day for _, day in delivered.partitions)})
         for date in dates:
             compacted[date] = plain(compact(storage, site=site, date=date, stop=stopping))
         if retention_days is not None and not stopping():
@@ -59,7 +64,7 @@ def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list
     # without traffic, so no salt outlives its day by more than one round.
     salts = purge_old_salts(storage, today.isoformat())
     return {"compacted": compacted, "retention_days": retention_days, "removed_files": removed,
-            "purged_salts": len(salts)}
+            "purged_salts": len(salts), "delivered": plain(delivered)}
 
 
 def plain(value: Any) -> Any:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from starlette.requests import Request
 
 from traceglider.errors import Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 from traceglider.ingest.request import MAX_BODY_BYTES
+
+if TYPE_CHECKING:  # only annotations: the Lambda /collect path runs these checks without Starlette
+    from starlette.requests import Request
 
 ACCEPTED_TYPES = ("application/json", "text/plain")
 PREFLIGHT_MAX_AGE = "86400"
