@@ -1,7 +1,18 @@
 -- wrk script of bench/ingest.py: a fresh 10-event batch per request.
-counter = 0
-math.randomseed(os.time())
-local prefix = tostring(math.random(1, 1e9))
+-- Ids must be unique across wrk's threads and across runs: each thread gets its own
+-- number from setup() and the start second, so threads started in the same second
+-- (which all saw the same os.time()) no longer send the same ids.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+function init(args)
+  counter = 0
+  prefix = string.format("%d-%d-%d", os.time(), tid or 0, math.floor(os.clock() * 1e6))
+end
+
 request = function()
   counter = counter + 1
   local events = {}
