@@ -113,3 +113,9 @@ def test_an_absurd_revenue_amount_is_discarded_not_a_500(open_client, tmp_path, 
     stored = ds.dataset(str(tmp_path / "data" / "events"), format="parquet",
                         partitioning="hive").to_table(columns=["name", "revenue"]).to_pylist()
     assert stored == [{"name": "Purchase", "revenue": None}]
+
+
+def test_a_domain_of_only_commas_is_a_400(open_client):
+    response = open_client.post("/api/event", json={"name": "pageview", "url": "https://example.com/",
+                                                    "domain": " , ,"})
+    assert response.status_code == 400 and "required, the site domain" in response.json()["error"]

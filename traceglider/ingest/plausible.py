@@ -184,6 +184,8 @@ def parse_plausible(document: Any, received_at: int) -> tuple[str, list[dict[str
         raise BadRequest(f"{domain_key}: required, the site domain (or a comma-separated list)")
     sites = list(dict.fromkeys(normalize_site(part.strip(), domain_key)
                                for part in domains.split(",") if part.strip()))
+    if not sites:  # only commas
+        raise BadRequest(f"{domain_key}: required, the site domain (or a comma-separated list)")
     if len(sites) > MAX_DOMAINS:
         raise BadRequest(f"{domain_key}: at most {MAX_DOMAINS} domains")
 

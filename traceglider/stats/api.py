@@ -108,11 +108,7 @@ def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
     if kind == "breakdown":
         return service.breakdown(engine, Q.parse(params, need_property=True))
     if kind == "realtime":
-        site = (params.get("site_id") or "").strip().lower()
-        if not site:
-            raise BadRequest("Missing site ID. Please provide the required site_id parameter "
-                             "with your request.")
-        return service.realtime_visitors(engine, site)
+        return service.realtime_visitors(engine, Q.parse_site_id(params))
     if kind == "goals":
         q = Q.parse(params)
         goals = [g for g in (params.get("goals") or "").split(",") if g.strip()] or None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from traceglider.errors import BadRequest
 from traceglider.schema import FILE_COLUMNS, FILE_SCHEMA
+from traceglider.stats.query import parse_date, parse_site_id
 
 if TYPE_CHECKING:
     from fastapi.responses import Response
@@ -102,16 +103,12 @@ def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_pat
 
 
 def _parse_range(params: dict[str, str]) -> tuple[str, date, date, str]:
-    site = (params.get("site_id") or "").strip().lower()
-    if not site:
-        raise BadRequest("Missing site ID. Please provide the required site_id parameter with your request.")
+    site = parse_site_id(params)
     raw = params.get("date") or ""
-    try:
-        first_s, _, last_s = raw.partition(",")
-        first = date.fromisoformat(first_s)
-        last = date.fromisoformat(last_s or first_s)
-    except ValueError:
-        raise BadRequest("The `date` parameter is a day or a range: date=2026-11-01,2026-11-30") from None
+    if not raw:
+        raise BadRequest("The `date` parameter is a day or a range: date=2026-11-01,2026-11-30")
+    first_s, _, last_s = raw.partition(",")
+    first, last = parse_date(first_s), parse_date(last_s or first_s)
     return site, first, last, (params.get("format") or "ndjson").lower()
 
 

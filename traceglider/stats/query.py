@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from traceglider.errors import BadRequest
+from traceglider.sites import normalize_site
 
 # Plausible's metric names, plus scroll_depth and time_on_page (page engagement).
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
@@ -148,11 +149,37 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
     return tuple(filters)
 
 
-def _date(raw: str, name: str = "date") -> date:
+# Events carry times since the Unix epoch; a date outside these is a client's mistake,
+# and near the calendar's ends a period, its previous period or the day after it
+# would not be a date at all (date(9999, 12, 31) + 1 day overflows).
+MIN_DATE = date(1970, 1, 1)
+MAX_DATE = date(2999, 12, 31)
+
+
+def parse_date(raw: str, name: str = "date") -> date:
+    """A YYYY-MM-DD date from MIN_DATE to MAX_DATE, or a BadRequest saying so."""
     try:
-        return date.fromisoformat(raw.strip())
+        value = date.fromisoformat(raw.strip())
     except ValueError:
-        raise BadRequest(f"Failed to parse '{raw}' as {name}: use the format YYYY-MM-DD") from None
+        raise BadRequest(f"Failed to parse '{raw[:40]}' as {name}: use the format YYYY-MM-DD") from None
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise BadRequest(f"The {name} {value} is out of range: dates are from {MIN_DATE} to {MAX_DATE}")
+    return value
+
+
+_date = parse_date
+
+
+def parse_site_id(params: Mapping[str, str]) -> str:
+    """The `site_id` parameter, which must be a site domain: it names storage paths."""
+    raw = (params.get("site_id") or "").strip()
+    if not raw:
+        raise BadRequest("Missing site ID. Please provide the required site_id parameter "
+                         "with your request.")
+    try:
+        return normalize_site(raw, "site_id")
+    except BadRequest:
+        raise BadRequest(f"Invalid site ID {raw[:100]!r}: a site domain such as example.com") from None
 
 
 def _month_start(d: date, back: int = 0) -> date:
@@ -215,12 +242,7 @@ def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int
 def parse(params: Mapping[str, str], now: datetime | None = None, *,
           allowed_metrics: tuple[str, ...] = METRICS, need_property: bool = False) -> Query:
     now = now or datetime.now(UTC)
-    site = (params.get("site_id") or "").strip().lower()
-    if not site:
-        raise BadRequest("Missing site ID. Please provide the required site_id parameter "
-                         "with your request.")
-    if len(site) > 253 or "/" in site or ".." in site:
-        raise BadRequest("Invalid site ID")
+    site = parse_site_id(params)
     period = params.get("period") or "30d"
     start, end = period_range(period, params.get("date"), now)
     interval_raw = params.get("interval") or default_interval(period)
