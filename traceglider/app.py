@@ -140,6 +140,7 @@ def create_app(
             "version": __version__,
             "accepted_events": ingest.accepted,
             "dropped_events": pipeline.drop_counts(),
+            "proxy": ingest.forwarded.status(),
             **sink.status(),
         }
         if answers is not None:
@@ -175,6 +176,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Ingest routes leave their CORS headers on the request, so a browser can read
         # why its batch was refused.
         headers = {**getattr(request.state, "cors", {}), **exc.headers}
+        if exc.status in (429, 503):  # a refusal says when to come back
+            headers.setdefault("Retry-After", "5")
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from traceglider.errors import ConfigError
+from traceglider.proxies import DEFAULT as DEFAULT_PROXIES
+from traceglider.proxies import TrustedProxies
 
 Parser = Callable[[str], Any]
 
@@ -76,6 +78,10 @@ def _text(raw: str) -> str:
 
 def _optional_text(raw: str) -> str | None:
     return str(raw) or None
+
+
+def _trusted_proxies(raw: str) -> TrustedProxies:
+    return TrustedProxies(raw)
 
 
 def _storage(raw: str) -> str:
@@ -169,9 +175,13 @@ SETTINGS: list[Setting] = [
             "Write buffered events to storage at least this often."),
     Setting("flush_events", 10000, _positive_int,
             "Write buffered events to storage once this many are waiting."),
-    Setting("trusted_proxies", 0, int,
-            "How many reverse proxies in front of the collector to trust for the client "
-            "address in X-Forwarded-For (0: use the socket address)."),
+    Setting("trusted_proxies", DEFAULT_PROXIES, _trusted_proxies,
+            "Who may name the client's address in X-Forwarded-For (and HTTPS in "
+            "X-Forwarded-Proto): `loopback`, a reverse proxy on the same host; or "
+            "comma-separated addresses and CIDR networks of your proxies (add `loopback` "
+            "to keep a local one); or a number N, the last N hops whoever the peer is; "
+            "0: nobody, the socket address is the client's. Others' X-Forwarded-For is "
+            "ignored (said once in the log and on /healthz)."),
     Setting("geoip_db", None, _optional_text,
             "Path to a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file; the bundled "
             "geoip2fast database is used when unset."),
@@ -181,8 +191,11 @@ SETTINGS: list[Setting] = [
             "record your own automated browser tests)."),
     Setting("query_allowlist", (), _csv,
             "Extra URL query parameters kept besides utm_* and ref (comma-separated)."),
-    Setting("rate_limit", 600, int,
-            "Requests per minute accepted from one client address on /collect (0: off)."),
+    Setting("rate_limit", 1200, int,
+            "Requests per minute accepted from one client address and user agent on "
+            "/collect, /collect.gif and /api/event, with a minute's worth as a burst; "
+            "refusals are 429 with Retry-After, which the tracker waits for before "
+            "sending the batch again (0: off)."),
     Setting("retention_days", None, _positive_int,
             "Days of events kept: older partitions are deleted by `serve`'s maintenance "
             "round and by the Lambda schedule (which keeps 760 days, 25 months, when this is "
@@ -313,8 +326,6 @@ def load(
             raise ConfigError(f"unknown setting {name!r}")
         values[name] = _parse(_BY_NAME[name], raw, "--" + name.replace("_", "-"))
 
-    if values["trusted_proxies"] < 0:
-        raise ConfigError("invalid TG_TRUSTED_PROXIES: must be 0 or more")
     return Settings(values)
 
 

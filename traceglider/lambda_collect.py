@@ -101,7 +101,7 @@ class LambdaCollector:
             cors = edge.cors_headers(origin)
             edge.check_content_type(cast(Any, request))
             ip = edge.client_ip(cast(Any, request), self.settings.trusted_proxies)
-            self.limiter.check(ip)
+            self.limiter.check(ip, request.headers.get("user-agent", ""))
             if len(request.body) > MAX_BODY_BYTES:
                 raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
             now = _now_micros()

@@ -3,14 +3,19 @@ address, CORS and site checks, and rate limits."""
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from traceglider.errors import Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 from traceglider.ingest.request import MAX_BODY_BYTES
+from traceglider.proxies import TrustedProxies, is_private_peer
+
+log = logging.getLogger("traceglider.ingest")
 
 if TYPE_CHECKING:  # only annotations: the Lambda /collect path runs these checks without Starlette
     from starlette.requests import Request
@@ -45,24 +50,50 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def client_ip(request: Request, trusted_proxies: int) -> str | None:
-    """The socket peer, or the address the Nth trusted proxy saw. A client's own
-    X-Forwarded-For entries sit to the left of what our proxies appended; we count
-    from the right so they are never believed."""
+class ForwardedWatch:
+    """Counts requests whose X-Forwarded-For was ignored because the peer is not a
+    trusted proxy, and says so once in the log: behind a proxy that is not trusted,
+    every visitor would look like the proxy. Neither the log nor /healthz names the
+    address (it may be a visitor's)."""
+
+    def __init__(self, proxies: TrustedProxies) -> None:
+        self.proxies = proxies
+        self.ignored = 0
+        self.private_peer = False  # one ignored peer was in a private network
+
+    def ignore(self, peer: str | None) -> None:
+        self.ignored += 1
+        if self.ignored == 1:
+            self.private_peer = is_private_peer(peer)
+            log.warning("%s", self.message())
+
+    def message(self) -> str:
+        where = "a private network" if self.private_peer else "a public address"
+        return (f"X-Forwarded-For is ignored: it comes from a peer in {where} that is not a "
+                f"trusted proxy (TG_TRUSTED_PROXIES={self.proxies}); if a reverse proxy in "
+                "front of the collector adds it, set TG_TRUSTED_PROXIES to that proxy's "
+                "address or network, or visitors are counted by the proxy's address")
+
+    def status(self) -> dict[str, Any]:
+        return {"trusted_proxies": str(self.proxies), "ignored_forwarded_for": self.ignored,
+                "warning": self.message() if self.ignored else None}
+
+
+def client_ip(request: Request, proxies: TrustedProxies,
+              watch: ForwardedWatch | None = None) -> str | None:
+    """The socket peer, or the client address our trusted proxies report."""
     peer = request.client.host if request.client else None
-    if trusted_proxies <= 0:
-        return peer
-    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",")]
-    forwarded = [part for part in forwarded if part]
-    if len(forwarded) >= trusted_proxies:
-        return forwarded[-trusted_proxies]
-    return peer
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and watch is not None and not proxies.trusts(peer):
+        watch.ignore(peer)
+    return proxies.client(peer, forwarded)
 
 
-def is_secure(request: Request, trusted_proxies: int) -> bool:
+def is_secure(request: Request, proxies: TrustedProxies) -> bool:
     if request.scope.get("scheme") == "https":  # not request.url: building it is costly
         return True
-    return trusted_proxies > 0 and request.headers.get("x-forwarded-proto", "").lower() == "https"
+    peer = request.client.host if request.client else None
+    return proxies.trusts(peer) and request.headers.get("x-forwarded-proto", "").lower() == "https"
 
 
 def site_allowed(site: str, sites: tuple[str, ...]) -> bool:
@@ -121,22 +152,29 @@ def cors_headers(origin: str | None, preflight: bool = False) -> dict[str, str]:
 
 
 class RateLimiter:
-    """A token bucket per client address, held in memory only."""
+    """A token bucket per client address and user agent, held in memory only.
+
+    Keyed by both, so that visitors who share an address (an office, a mobile
+    carrier's NAT, a proxy that is not trusted) are counted apart by their browsers;
+    with a minute's worth as the burst, a limit far above what a tracker sends (a
+    batch every few seconds at most) only ever stops a loop or a flood. A refusal is a
+    429 whose Retry-After says when a token is back."""
 
     MAX_KEYS = 100_000
 
     def __init__(self, per_minute: int) -> None:
         self.rate = per_minute / 60.0
-        self.burst = max(1.0, per_minute / 6.0)  # ten seconds' worth
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.burst = max(1.0, float(per_minute))
+        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, key: str | None) -> None:
-        if self.rate <= 0 or key is None:
+    def check(self, address: str | None, user_agent: str = "") -> None:
+        if self.rate <= 0 or address is None:
             return
+        key = (address, user_agent)
         now = time.monotonic()
         with self._lock:
-            # Least recently seen addresses go first: clearing all at once would let
+            # Least recently seen keys go first: clearing all at once would let
             # anyone rotating addresses reset everybody's limit.
             while len(self._buckets) >= self.MAX_KEYS:
                 self._buckets.popitem(last=False)
@@ -144,7 +182,7 @@ class RateLimiter:
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
-                raise TooManyRequests(
-                    "too many requests from this address; slow down", headers={"Retry-After": "10"}
-                )
+                wait = max(1, math.ceil((1 - tokens) / self.rate))
+                raise TooManyRequests("too many requests from this address and browser; slow down",
+                                      headers={"Retry-After": str(wait)})
             self._buckets[key] = (tokens - 1, now)

@@ -40,6 +40,7 @@ class Ingest:
         self.sink = sink
         self.clock = clock
         self.limiter = edge.RateLimiter(settings.rate_limit)
+        self.forwarded = edge.ForwardedWatch(settings.trusted_proxies)
         self.accepted = 0
 
     def now_micros(self) -> int:
@@ -47,8 +48,8 @@ class Ingest:
 
     def client_ip(self, request: Request) -> str | None:
         """The client's address, checked against the rate limit (held in memory only)."""
-        ip = edge.client_ip(request, self.settings.trusted_proxies)
-        self.limiter.check(ip)
+        ip = edge.client_ip(request, self.settings.trusted_proxies, self.forwarded)
+        self.limiter.check(ip, request.headers.get("user-agent", ""))
         return ip
 
     def request_info(self, request: Request, site: str, ctx: dict[str, Any], now: int,
