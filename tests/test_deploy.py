@@ -192,9 +192,23 @@ def test_the_bucket_is_private_encrypted_kept_and_expires_old_events(
     assert retention[0]["Prefix"] == {"Fn::Sub": "${Prefix}/events/"}
 
 
-def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for policy in role["Properties"]["Policies"]
-            for s in policy["PolicyDocument"]["Statement"]]
+FIREHOSE_STATEMENT = {"Effect": "Allow", "Action": ["firehose:PutRecordBatch", "firehose:DescribeDeliveryStream"],
+                      "Resource": {"Fn::GetAtt": ["EventsStream", "Arn"]}}
+
+
+def _statements(role: dict[str, Any], *, firehose: bool = False) -> list[dict[str, Any]]:
+    """The role's S3 statements (and with `firehose`, only its Firehose statements)."""
+    found = []
+    for policy in role["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:  # only in firehose delivery
+                condition, then, otherwise = statement["Fn::If"]
+                assert condition == "UseFirehose" and otherwise == {"Ref": "AWS::NoValue"}, statement
+                if firehose:
+                    found.append(then)
+            elif not firehose:
+                found.append(statement)
+    return found
 
 
 @pytest.mark.parametrize(
@@ -224,6 +238,75 @@ def test_each_function_may_touch_only_its_prefix(
     assert granted == object_actions | {"s3:ListBucket", "s3:DeleteObject"}
     managed = transformed["Resources"][role]["Properties"].get("ManagedPolicyArns", [])
     assert all(arn.endswith("service-role/AWSLambdaBasicExecutionRole") for arn in managed)
+    firehose = _statements(transformed["Resources"][role], firehose=True)
+    assert firehose == ([FIREHOSE_STATEMENT] if role == "CollectorFunctionRole" else [])
+
+
+def test_firehose_delivers_gzipped_batches_under_incoming_and_failures_beside_them(
+    transformed: dict[str, Any],
+) -> None:
+    stream = transformed["Resources"]["EventsStream"]
+    assert stream["Condition"] == "UseFirehose"
+    props = stream["Properties"]
+    assert props["DeliveryStreamType"] == "DirectPut"
+    destination = props["ExtendedS3DestinationConfiguration"]
+    from traceglider.delivered import FAILED_PREFIX, INCOMING_PREFIX
+
+    assert destination["Prefix"]["Fn::Sub"].startswith("${Prefix}/" + INCOMING_PREFIX)
+    assert destination["ErrorOutputPrefix"]["Fn::Sub"].startswith("${Prefix}/" + FAILED_PREFIX)
+    assert "!{firehose:error-output-type}" in destination["ErrorOutputPrefix"]["Fn::Sub"]
+    assert destination["CompressionFormat"] == "GZIP"  # read by traceglider.delivered
+    assert destination["BufferingHints"] == {"IntervalInSeconds": 900, "SizeInMBs": 128}
+    assert destination["BucketARN"] == {"Fn::GetAtt": ["EventsBucket", "Arn"]}
+    env = transformed["Resources"]["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["TG_DELIVERY"] == {"Ref": "Delivery"}
+    assert env["TG_FIREHOSE_STREAM"] == {"Fn::If": ["UseFirehose", {"Ref": "EventsStream"}, ""]}
+    assert transformed["Parameters"]["Delivery"]["Default"] == "firehose"
+    assert set(transformed["Parameters"]["Delivery"]["AllowedValues"]) == {"firehose", "direct"}
+
+
+def test_the_stream_may_only_write_under_incoming_for_this_account(transformed: dict[str, Any]) -> None:
+    role = transformed["Resources"]["StreamRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
+    statements = [st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]]
+    by_action = {action: st["Resource"] for st in statements
+                 for action in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert all(st["Effect"] == "Allow" for st in statements)
+    assert set(by_action) == {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation",
+                              "s3:ListBucketMultipartUploads", "logs:PutLogEvents"}
+    assert by_action["s3:PutObject"] == [{"Fn::Sub": "${EventsBucket.Arn}/${Prefix}/incoming/*"},
+                                         {"Fn::Sub": "${EventsBucket.Arn}/${Prefix}/incoming-failed/*"}]
+    assert by_action["s3:GetBucketLocation"] == {"Fn::GetAtt": ["EventsBucket", "Arn"]}
+
+
+def test_an_alarm_watches_firehose_deliveries(transformed: dict[str, Any]) -> None:
+    alarm = transformed["Resources"]["StreamDeliveryAlarm"]["Properties"]
+    assert alarm["MetricName"] == "DeliveryToS3.DataFreshness" and alarm["Threshold"] <= 3600
+    assert alarm["AlarmActions"] == [{"Ref": "StreamAlarmTopic"}]
+
+
+def test_the_function_url_is_optional_public_and_fronted_by_cloudfront(transformed: dict[str, Any]) -> None:
+    resources = transformed["Resources"]
+    url = resources["CollectorFunctionUrl"]
+    assert url["Condition"] == "HasFunctionUrl" and url["Properties"]["AuthType"] == "NONE"
+    permissions = {resources[name]["Properties"]["Action"]: resources[name]
+                   for name in ("CollectorUrlPermission", "CollectorUrlInvokePermission")}
+    assert permissions["lambda:InvokeFunctionUrl"]["Properties"]["FunctionUrlAuthType"] == "NONE"
+    assert permissions["lambda:InvokeFunction"]["Properties"]["InvokedViaFunctionUrl"] is True
+    assert all(p["Condition"] == "HasFunctionUrl" for p in permissions.values())
+    distribution = resources["CollectorDistribution"]
+    assert distribution["Condition"] == "UseCloudFront"
+    config = distribution["Properties"]["DistributionConfig"]
+    behaviour = config["DefaultCacheBehavior"]
+    assert "POST" in behaviour["AllowedMethods"]
+    assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+    assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # all but Host
+    assert [b["PathPattern"] for b in config["CacheBehaviors"]] == ["/t.js"]
+    env = resources["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["TG_TRUSTED_PROXIES"] == {"Fn::If": ["UseCloudFront", "1", "0"]}
+    assert transformed["Parameters"]["Frontend"]["Default"] == "api"
 
 
 def test_the_http_api_allows_the_configured_sites_with_credentials(
