@@ -183,8 +183,9 @@ SETTINGS: list[Setting] = [
             "0: nobody, the socket address is the client's. Others' X-Forwarded-For is "
             "ignored (said once in the log and on /healthz)."),
     Setting("geoip_db", None, _optional_text,
-            "Path to a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file; the bundled "
-            "geoip2fast database is used when unset."),
+            "Path to a MaxMind GeoLite2/GeoIP2 City or Country .mmdb file (a City one also "
+            "fills region and city); the bundled geoip2fast database, country only, is used "
+            "when unset."),
     Setting("store_user_agent", False, _bool, "Also store the raw User-Agent string."),
     Setting("drop_bots", True, _bool,
             "Drop crawlers, monitors, headless and automated browsers (turn off only to "

@@ -429,6 +429,8 @@ def _day(rng: np.random.Generator, site: str, day_us: int, n_visits: int, n_visi
         "timezone": _take([c[2] for c in _COUNTRIES], ctry),
         "country": _take([c[0] for c in _COUNTRIES], ctry),
         "region": pa.nulls(n, pa.string()),
+        "city": pa.nulls(n, pa.int32()),
+        "city_name": pa.nulls(n, pa.string()),
         "source": landing_only(source),
         "channel": pc.if_else(not_landing, null, channel),
         "scroll_depth": pa.array(scroll, mask=~is_eng),

@@ -39,6 +39,8 @@ EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("timezone", pa.string(), ""),
     ("country", pa.string(), "ISO 3166-1 alpha-2"),
     ("region", pa.string(), "ISO 3166-2 subdivision where known"),
+    ("city", pa.int32(), "GeoNames id of the city (a City database in TG_GEOIP_DB), as Plausible's visit:city"),
+    ("city_name", pa.string(), "English name of the city"),
     ("source", pa.string(), "traffic source name (Google, Hacker News, ...)"),
     ("channel", pa.string(), "search, social, email, paid, referral or direct"),
     ("scroll_depth", pa.int16(), "deepest scroll reached, percent (engagement)"),

@@ -110,3 +110,16 @@ def test_an_oversized_body_is_413(api: TestClient) -> None:
     response = api.post("/api/event", content=b"[" + b" " * 600_000 + b"]",
                         headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+def test_a_city_database_fills_region_and_city(tmp_path: Path) -> None:
+    from tests.geo_db import write_city_db
+
+    db = write_city_db(tmp_path / "city.mmdb")
+    with make_client(tmp_path, TG_SITES="example.com", TG_TRUSTED_PROXIES="1", TG_GEOIP_DB=str(db)) as client:
+        response = post(client, {"n": "pageview", "u": "https://example.com/geo", "d": "example.com"},
+                        **{"x-forwarded-for": "198.51.100.20"})
+        assert response.status_code == 202
+        assert wait_for(lambda: rows_where(tmp_path / "data", path="/geo"))
+    [row] = rows_where(tmp_path / "data", path="/geo")
+    assert (row["country"], row["region"], row["city"], row["city_name"]) == ("US", "US-MD", 4347778, "Baltimore")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.geo_db import write_city_db
 from traceglider.errors import ConfigError
 from traceglider.ingest.enrich.geo import (
     Geoip2FastLookup,
@@ -66,7 +67,25 @@ def test_the_lookup_runs_once_per_request() -> None:
     (None, (None, None)),
 ])
 def test_maxmind_records_give_country_and_region(record: object, expected: tuple) -> None:
-    assert record_location(record) == expected
+    assert record_location(record)[:2] == expected
+
+
+def test_a_city_database_gives_region_and_city(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lookup = open_lookup(str(write_city_db(tmp_path / "city.mmdb")))
+    step = make_geo_step(lookup)
+    row = step(make_row(), make_request(ip="81.2.69.160"))
+    assert isinstance(row, dict)
+    assert (row["country"], row["region"], row["city"], row["city_name"]) == ("GB", "GB-ENG", 2643743, "London")
+    row = step(make_row(), make_request(ip="2001:db8::5"))
+    assert (row["country"], row["region"], row["city"]) == ("EE", "EE-37", 588409)  # type: ignore[index]
+    row = step(make_row(), make_request(ip="10.0.0.1"))
+    assert (row["country"], row["city"]) == (None, None)  # type: ignore[index]
+
+
+def test_the_bundled_database_gives_the_country_only() -> None:
+    row = make_geo_step(BUNDLED)(make_row(), make_request(ip="81.2.69.160"))
+    assert isinstance(row, dict)
+    assert (row["country"], row["region"], row["city"], row["city_name"]) == ("GB", None, None, None)
 
 
 def test_a_missing_mmdb_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,22 +1,35 @@
-"""Country (and region where the database has one) from the client address, offline.
+"""Country, region and city from the client address, offline.
 
-The default database is the one geoip2fast bundles (country level, IPv4 and IPv6);
-`TG_GEOIP_DB` points at a MaxMind GeoLite2/GeoIP2 City or Country `.mmdb` instead,
-read with `maxminddb` (`pip install maxminddb`), which also gives the region.
-Nothing is downloaded at run time. Loopback, private and reserved addresses have no
-country. The address is only read here; it never reaches a row, a log or an error.
+The default database is the one geoip2fast bundles: country level only (IPv4 and
+IPv6), so region and city stay empty. `TG_GEOIP_DB` points at a MaxMind GeoLite2 or
+GeoIP2 `.mmdb` instead, read with `maxminddb` (`pip install maxminddb`): a Country
+edition gives the country, a City edition also the region (ISO 3166-2, `GB-ENG`, as
+Plausible's `visit:region`) and the city (its GeoNames id, as Plausible's
+`visit:city`, and its English name). Nothing is downloaded at run time. Loopback,
+private and reserved addresses have no location. The address is only read here; it
+never reaches a row, a log or an error.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from traceglider.errors import ConfigError
 from traceglider.ingest.pipeline import Drop, RequestInfo
 
-Lookup = Callable[[str], "tuple[str | None, str | None]"]
+
+class Location(NamedTuple):
+    country: str | None = None  # ISO 3166-1 alpha-2
+    region: str | None = None  # ISO 3166-2
+    city: int | None = None  # GeoNames id
+    city_name: str | None = None
+
+
+NOWHERE = Location()
+# A lookup may answer a Location or a shorter tuple (country, region).
+Lookup = Callable[[str], "tuple[str | int | None, ...]"]
 
 
 def lookup_form(ip: str) -> str:
@@ -31,7 +44,7 @@ class Geoip2FastLookup:
         self._db: Any = None
         self._lock = threading.Lock()
 
-    def __call__(self, ip: str) -> tuple[str | None, str | None]:
+    def __call__(self, ip: str) -> Location:
         if self._db is None:
             with self._lock:
                 if self._db is None:
@@ -39,7 +52,7 @@ class Geoip2FastLookup:
 
                     self._db = GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz")
         code = self._db.lookup(ip).country_code
-        return (code if code and len(code) == 2 and code.isalpha() else None), None
+        return Location(code if code and len(code) == 2 and code.isalpha() else None)
 
 
 class MaxMindLookup:
@@ -57,21 +70,28 @@ class MaxMindLookup:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"invalid TG_GEOIP_DB: cannot open {path}: {exc}") from None
 
-    def __call__(self, ip: str) -> tuple[str | None, str | None]:
+    def __call__(self, ip: str) -> Location:
         record = self._reader.get(ip)
         return record_location(record)
 
 
-def record_location(record: Any) -> tuple[str | None, str | None]:
-    """(country, region) of a MaxMind record: ISO 3166-1 and ISO 3166-2 codes."""
+def record_location(record: Any) -> Location:
+    """The location of a MaxMind record: ISO 3166-1 and ISO 3166-2 codes, the city's
+    GeoNames id and English name (City editions; Country editions have no more than
+    the country)."""
     if not isinstance(record, dict):
-        return None, None
+        return NOWHERE
     country = (record.get("country") or record.get("registered_country") or {}).get("iso_code")
     region = None
     subdivisions = record.get("subdivisions") or []
     if country and subdivisions and subdivisions[0].get("iso_code"):
         region = f"{country}-{subdivisions[0]['iso_code']}"
-    return country, region
+    city = record.get("city") or {}
+    geoname_id = city.get("geoname_id")
+    name = (city.get("names") or {}).get("en")
+    return Location(country, region,
+                    geoname_id if isinstance(geoname_id, int) and 0 < geoname_id < 2**31 else None,
+                    name[:200] if isinstance(name, str) and name else None)
 
 
 def open_lookup(geoip_db: str | None) -> Lookup:
@@ -82,16 +102,16 @@ def make_geo_step(lookup: Lookup) -> Callable[[dict[str, Any], RequestInfo], dic
     def geo(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
         found = request.cache.get("geo")
         if found is None:
-            found = (None, None)
+            found = NOWHERE
             if request.ip:
                 try:
                     # The databases know no country for loopback, private and
                     # reserved ranges; a malformed address raises, giving none.
-                    found = lookup(lookup_form(request.ip))
+                    found = Location(*lookup(lookup_form(request.ip)))  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001 - a broken lookup must not lose the event
-                    found = (None, None)
+                    found = NOWHERE
             request.cache["geo"] = found
-        row["country"], row["region"] = found
+        row["country"], row["region"], row["city"], row["city_name"] = found
         return row
 
     # Load the database before the first request rather than during it.
