@@ -45,6 +45,7 @@ class CountingMoto:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.counts: Counter[str] = Counter()
+        self.objects: Counter[str] = Counter()  # "s3:PutObject:events" -> n (bucket/prefix/<this>/...)
         self.firehose_records = 0
         self.firehose_bytes: list[int] = []  # each accepted record's size
         self.fail_records: list[set[int]] = []  # per coming PutRecordBatch: record indexes to fail
@@ -55,6 +56,10 @@ class CountingMoto:
         op = operation(environ)
         with self.lock:
             self.counts[op] += 1
+            if op in ("s3:PutObject", "s3:GetObject"):
+                # What was written or read: events/, incoming/, _salts/, _meta/, _locks/
+                parts = environ.get("PATH_INFO", "").strip("/").split("/")
+                self.objects[f"{op}:{parts[2] if len(parts) > 3 else parts[-1]}"] += 1
         if op.startswith("firehose:") and self.refuse is not None:
             status, kind = self.refuse
             body = json.dumps({"__type": kind, "message": "refused by the test"}).encode()
@@ -95,6 +100,7 @@ class CountingMoto:
     def reset_counts(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.objects.clear()
             self.firehose_records = 0
             self.firehose_bytes = []
 

@@ -301,3 +301,26 @@ def test_the_collect_path_imports_neither_fastapi_nor_boto3_nor_pyarrow(tmp_path
     assert result["status"] == 202
     heavy = {"fastapi", "pydantic", "starlette", "mangum", "boto3", "botocore", "pyarrow", "duckdb"}
     assert heavy.isdisjoint(result["imported_after_first_request"]), result
+
+
+def test_the_requests_the_cost_model_prices_are_what_the_server_counts(server: CountingMotoServer) -> None:
+    from bench.lambda_costs import BUCKET as COST_BUCKET
+    from bench.lambda_costs import compaction_seconds_per_event, observe, per_million
+
+    client(server, "s3").create_bucket(Bucket=COST_BUCKET)
+    direct, firehose, single = (observe(server, "direct", 5, 20), observe(server, "firehose", 5, 20),
+                                observe(server, "firehose", 1, 10))
+
+    assert direct["intake"]["objects"]["s3:PutObject:events"] == 4  # an object per request
+    assert firehose["intake"]["objects"].get("s3:PutObject:events", 0) == 0
+    assert firehose["intake"]["counts"]["firehose:PutRecordBatch"] == 4
+    assert len(firehose["intake"]["record_bytes"]) == 4
+    assert max(firehose["intake"]["record_bytes"]) <= 5 * 1024  # one Firehose billing unit per request
+    assert firehose["delivered"]["events"] == 20 and single["delivered"]["events"] == 10
+    per_event = compaction_seconds_per_event(firehose["sample"], events=2000)
+    for observed in (direct, firehose, single):
+        observed["compact_seconds_per_event"] = per_event
+    assert per_million(firehose)["total"] <= 0.40  # the goal at five events per request
+    assert per_million(single, "url")["total"] <= 1.00  # and at one, without API Gateway's $1.00
+    assert per_million(single)["total"] > 1.00  # which alone is the goal: said in docs/costs.md
+    assert per_million(direct)["total"] > 4 * per_million(firehose)["total"]
