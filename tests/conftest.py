@@ -65,3 +65,25 @@ def local_storage(tmp_path: Path):  # type: ignore[no-untyped-def]
 def storage(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """Each test using this runs once on local disk and once on S3."""
     return request.getfixturevalue(f"{request.param}_storage")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One local Spark session (on loopback, no UI) for the tests that read the
+    dataset with Spark: it takes seconds to start."""
+    import shutil
+    import sys
+
+    assert shutil.which("java"), "Spark needs Java 17 (Debian's openjdk-17-jre-headless)"
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (SparkSession.builder.master("local[1]").appName("tg-tests")
+               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+               .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+               .getOrCreate())
+    try:
+        yield session
+    finally:
+        session.stop()

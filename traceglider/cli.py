@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ddl = commands.add_parser("ddl", help="table definition of the dataset for Athena, DuckDB or Spark")
     _add_common(ddl)
-    ddl.add_argument("--engine", required=True, choices=["athena", "duckdb", "spark"])
+    ddl.add_argument("--engine", required=True, choices=["athena", "duckdb", "spark"],
+                     help="the engine whose SQL to print: athena, duckdb or spark")
+    ddl.add_argument("--location", metavar="URL",
+                     help="where the engine reads the files, such as s3://bucket/prefix for Athena when "
+                          "the storage here is local (default: the storage)")
     ddl.set_defaults(run=cmd_ddl)
 
     export = commands.add_parser("export", help="raw events of a site and date range as Parquet, NDJSON or CSV")
@@ -184,7 +188,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_ddl(args: argparse.Namespace) -> int:
     from traceglider.stats.cli import ddl_command
 
-    print(ddl_command(args.engine, _settings(args)))
+    print(ddl_command(args.engine, _settings(args), args.location), end="")
     return 0
 
 

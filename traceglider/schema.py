@@ -61,9 +61,18 @@ COLUMNS: list[str] = [n for n, _, _ in EVENT_FIELDS]
 # `site` and `date` live in the Hive path (`site=S/date=D`), not inside the files:
 # Spark and Athena refuse a column that is both a partition and a data column.
 PARTITION_KEYS = ("site", "date")
-# Columns only compaction writes: the collector's files (FILE_SCHEMA) lack them, and a
-# reader of a mix of files sees them as null where absent.
+# Columns only compaction fills. Every other writer (the collector, Lambda batches,
+# demo data) writes them as nulls, so that every file has the same columns and every
+# reader on its defaults (polars, pandas, pyarrow.dataset, DuckDB, Spark, Athena) sees
+# one schema without merging (polars, for one, fails on a column some files lack).
 COMPACTION_COLUMNS = ("visit_id",)
-COMPACTED_SCHEMA = pa.schema([f for f in EVENT_SCHEMA if f.name not in PARTITION_KEYS])
-FILE_SCHEMA = pa.schema([f for f in COMPACTED_SCHEMA if f.name not in COMPACTION_COLUMNS])
+# The columns of every stored file.
+STORED_SCHEMA = pa.schema([f for f in EVENT_SCHEMA if f.name not in PARTITION_KEYS])
+COMPACTED_SCHEMA = STORED_SCHEMA
+# The columns a writer fills before compaction (rows in, see storage/parquet.py).
+FILE_SCHEMA = pa.schema([f for f in STORED_SCHEMA if f.name not in COMPACTION_COLUMNS])
 FILE_COLUMNS: list[str] = FILE_SCHEMA.names
+# The type every reader should give the Hive `date` column: a calendar date. DuckDB,
+# polars, Spark and the Athena DDL infer or declare it; pyarrow and pandas infer only
+# integers and strings from a path, so they are told (see docs/storage.md).
+DATE_TYPE = pa.date32()

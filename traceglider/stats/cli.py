@@ -105,11 +105,12 @@ def _unknown_site(engine: Engine, site: str) -> str | None:
     return f"no events stored for site {site}; {known}"
 
 
-def ddl_command(engine: str, settings: Settings) -> str:
-    """The table definition for athena, duckdb or spark, for the configured storage."""
+def ddl_command(engine: str, settings: Settings, location: str | None = None) -> str:
+    """The table definitions for athena, duckdb or spark, over `location` (by default
+    the configured storage)."""
     from traceglider.stats.ddl import ddl
 
-    return ddl(engine, settings.storage)
+    return ddl(engine, location or settings.storage)
 
 
 def export_command(settings: Settings, site: str, start: str, end: str, fmt: str, output: str,

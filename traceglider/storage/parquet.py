@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from traceglider.schema import FILE_SCHEMA
+from traceglider.schema import FILE_SCHEMA, STORED_SCHEMA
 from traceglider.storage.base import Storage
 from traceglider.storage.layout import (
     EVENTS_PREFIX,
@@ -75,10 +75,20 @@ def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
     return [(site, date, to_file_table(part)) for site, date, part in wire_partitions(table)]
 
 
-def table_to_bytes(table: pa.Table, schema: pa.Schema = FILE_SCHEMA) -> bytes:
+def conform(table: pa.Table, schema: pa.Schema = STORED_SCHEMA) -> pa.Table:
+    """`table` with exactly the columns of `schema`, in its order and types; a column
+    the table lacks (visit_id before compaction) is all null."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def table_to_bytes(table: pa.Table, schema: pa.Schema = STORED_SCHEMA) -> bytes:
+    """One Parquet file in `schema`: by default every stored column, so that every
+    file of the dataset has the same columns and a reader needs no schema merging."""
     sink = io.BytesIO()
     pq.write_table(
-        table.cast(schema),
+        conform(table, schema),
         sink,
         compression="zstd",
         row_group_size=ROW_GROUP_SIZE,
