@@ -4,12 +4,14 @@ HTML on the server; the script writes it with textContent."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -18,10 +20,20 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from traceglider import site_config
 from traceglider.dashboard.answers import answers_for, sites_in
-from traceglider.dashboard.panels import PREPARED_KINDS
-from traceglider.errors import BadRequest, Forbidden, NotFound, TGError, Unauthorized
+from traceglider.dashboard.panels import PREPARED_KINDS, PROFILE_KINDS, profile_answer
+from traceglider.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    StorageError,
+    TGError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from traceglider.ingest.edge import is_secure
+from traceglider.sites import normalize_site
 from traceglider.stats.api import api_token, engine_for, handle, params_of, plausible_errors
 
 if TYPE_CHECKING:
@@ -43,7 +55,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css",
+STATIC = {"dashboard.js": "application/javascript", "manage.js": "application/javascript", "dashboard.css": "text/css",
           "login.css": "text/css"}
 KINDS = ("aggregate", "timeseries", "breakdown", "realtime", "goals", "funnel", "navigation",
          "props", "config")
@@ -77,6 +89,19 @@ def unsign(settings: Settings, value: str) -> dict[str, Any] | None:
 def _page(name: str) -> HTMLResponse:
     html = (HERE / "templates" / name).read_text(encoding="utf-8")
     return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+def _json_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`plausible_errors` for an async route: a TGError answers with its status."""
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except TGError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        except StorageError as exc:
+            return JSONResponse({"error": f"storage unavailable: {exc}"}, status_code=503)
+    return wrapper
 
 
 def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
@@ -203,13 +228,66 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
         storage.delete([f"{SHARES_PREFIX}{share_id}.json"])
         return {"revoked": share_id}
 
+    # -- goals and funnels, managed from the page (the owner only) --------------------
+    def owner_site(request: Request) -> str:
+        if guarded(request, None).get("role") != "owner":
+            raise Forbidden("Only the owner changes goals and funnels")
+        return normalize_site(request.query_params.get("site_id"), "site_id")
+
+    async def json_body(request: Request) -> Any:
+        # a JSON body only: a cross-site form cannot send one (with the SameSite cookie)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise UnsupportedMediaType("Send the goal or funnel as application/json")
+        raw = await request.body()
+        if len(raw) > 16_384:
+            raise BadRequest("The body is limited to 16 KB")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BadRequest("The body is not JSON") from None
+
+    def config_answer(config: site_config.SiteConfig) -> dict[str, Any]:
+        return {"goals": config.goals, "funnels": config.funnels}
+
+    @router.api_route("/dashboard/api/site/goals", methods=["POST", "PUT", "DELETE"])
+    @_json_errors
+    async def manage_goals(request: Request) -> Any:
+        site = owner_site(request)
+        old = request.query_params.get("goal")
+        if request.method == "DELETE":
+            return config_answer(site_config.remove_goal(storage, site, old or ""))
+        body = await json_body(request)
+        goal = body.get("goal") if isinstance(body, dict) else None
+        if request.method == "PUT" and old is None:
+            raise BadRequest("goal: say which goal to change (?goal=...)")
+        replace = old if request.method == "PUT" else None
+        return config_answer(site_config.add_goal(storage, site, goal, replace=replace))
+
+    @router.api_route("/dashboard/api/site/funnels", methods=["POST", "PUT", "DELETE"])
+    @_json_errors
+    async def manage_funnels(request: Request) -> Any:
+        site = owner_site(request)
+        old = request.query_params.get("name")
+        if request.method == "DELETE":
+            return config_answer(site_config.remove_funnel(storage, site, old or ""))
+        body = await json_body(request)
+        if request.method == "PUT" and old is None:
+            raise BadRequest("funnel: say which funnel to change (?name=...)")
+        replace = old if request.method == "PUT" else None
+        return config_answer(site_config.put_funnel(storage, site, body, replace=replace))
+
     @router.get("/dashboard/api/{kind}")
     @plausible_errors
     def data(kind: str, request: Request) -> Any:
-        if kind not in KINDS:
+        if kind not in KINDS and kind not in PROFILE_KINDS:
             raise NotFound("unknown panel")
         params = params_of(request)
         guarded(request, (params.get("site_id") or "").strip().lower())
+        if kind == "config":  # as validated by the module that writes it
+            return config_answer(site_config.read(storage, normalize_site(params.get("site_id"), "site_id")))
+        if kind in PROFILE_KINDS:
+            engine = engine_for(settings, storage)
+            return engine.reading(lambda: profile_answer(kind, engine, params))
         answers = answers_for(settings, storage)
         if answers is None or kind not in PREPARED_KINDS:
             return handle(kind, engine_for(settings, storage), params)

@@ -13,6 +13,7 @@ from traceglider.stats.engine import Engine
 from traceglider.stats.query import Filter, Query, result_key
 
 SITE_CONFIG_PREFIX = "_sites/"
+MEASUREMENTS = ("engagement", "vital", "JS Error")
 GOALS_LIMIT = 50
 
 
@@ -185,9 +186,11 @@ def site_goals(engine: Engine, site: str) -> list[str]:
 def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]]:
     """Unique converting visitors, conversions and conversion rate per goal."""
     if not goals:
-        # without configured goals every custom event name is a goal
+        # without configured goals every custom event name is a goal; the measurements
+        # the tracker sends by itself (engagement, vitals, errors) never are
         qq = Query(q.site, q.period, q.start, q.end, ("visitors",), "event:name",
-                   q.filters + (Filter("event:goal", "!=", ("Visit **",)),), limit=GOALS_LIMIT)
+                   q.filters + (Filter("event:goal", "!=", ("Visit **",)),
+                                Filter("event:name", "!=", MEASUREMENTS)), limit=GOALS_LIMIT)
         names = [r["name"] for r in breakdown(engine, qq)["results"]]
         goals = [n for n in names if n != "pageview"]
     if not goals:
