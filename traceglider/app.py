@@ -31,6 +31,8 @@ from traceglider.secrets import ensure_secret
 from traceglider.sinks import DirectSink, Sink, SpoolSink
 from traceglider.static_files import TrackerScript
 from traceglider.stats.api import stats_router
+from traceglider.stats.cors import StatsCORS
+from traceglider.stats.sites_api import sites_router
 from traceglider.storage import Storage, open_storage
 
 log = logging.getLogger("traceglider")
@@ -119,6 +121,8 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(ingest_router(ingest))
     app.include_router(stats_router(settings, storage))
+    app.include_router(sites_router(settings, storage))
+    app.add_middleware(StatsCORS, origins=tuple(settings.stats_cors_origins))
     app.include_router(dashboard_router(settings, storage))
     app.include_router(rights_router(settings, storage, sink))
 
@@ -149,6 +153,16 @@ def create_app(
             body["maintenance"] = maintainer.status()
         return JSONResponse(body, status_code=200 if healthy else 503,
                             headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/health", summary="Plausible's health check: storage and spool")
+    async def api_health() -> JSONResponse:
+        # Plausible answers {"postgres": "ok", "clickhouse": "ok", "sites_cache": "ok"}
+        # and 500 otherwise; here what the collector depends on, 503 when it fails.
+        healthy = sink.healthy()
+        storage_ok = bool(sink.status().get("storage_ok", healthy))
+        body = {"collector": "ok" if healthy else "unavailable",
+                "storage": "ok" if storage_ok else "unavailable"}
+        return JSONResponse(body, status_code=200 if healthy else 503, headers={"Cache-Control": "no-store"})
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:

@@ -15,10 +15,35 @@ from traceglider.config import Settings, load
 from traceglider.errors import ConfigError, StorageError, TGError
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows the default of every flag that has one, unless its help already does."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
+                and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=help[:1].upper() + help[1:] + ".", formatter_class=_HelpFormatter)
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (or TG_CONFIG)")
-    parser.add_argument("--storage", help="local path, file:///abs/path or s3://bucket/prefix (TG_STORAGE)")
-    parser.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (TG_S3_ENDPOINT_URL)")
+    parser.add_argument("--storage", metavar="URL",
+                        help="local path, file:///abs/path or s3://bucket/prefix (TG_STORAGE, default ./tg-data)")
+    parser.add_argument("--s3-endpoint-url", metavar="URL",
+                        help="S3-compatible endpoint such as MinIO's (TG_S3_ENDPOINT_URL)")
+    return parser
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw progress on stderr (default: only when stderr is a terminal)")
+
+
+def _site(parser: argparse.ArgumentParser, required: bool, help: str) -> None:
+    parser.add_argument("--site", metavar="DOMAIN", required=required, help=help)
 
 
 def _days(raw: str) -> int:
@@ -45,39 +70,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"traceglider {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser("serve", help="run the collector, tracker, dashboard and stats API")
-    _add_common(serve)
+    serve = _command(commands, "serve", "run the collector, tracker, dashboard and stats API")
     serve.add_argument("--host", help="address to listen on (TG_HOST, default 127.0.0.1)")
     serve.add_argument("--port", help="port to listen on (TG_PORT, default 8000)")
-    serve.add_argument("--workers", help="worker processes, each with its own spool (TG_WORKERS)")
+    serve.add_argument("--workers", help="worker processes, each with its own spool (TG_WORKERS, default 1)")
     serve.set_defaults(run=cmd_serve)
 
-    compact = commands.add_parser("compact", help="merge small files of partitions, dropping duplicate event ids")
-    _add_common(compact)
-    compact.add_argument("--site", help="only this site")
-    compact.add_argument("--date", type=_date, help="only this UTC date (YYYY-MM-DD)")
+    compact = _command(commands, "compact", "merge small files of partitions, dropping duplicate event ids")
+    _site(compact, False, "only this site (default: every site)")
+    compact.add_argument("--date", metavar="YYYY-MM-DD", type=_date,
+                         help="only this UTC date; its visits continue from the day before when that is "
+                              "compacted, and a run without --date brings every day up to date "
+                              "(default: every date that needs it)")
+    _add_progress(compact)
     compact.set_defaults(run=cmd_compact)
 
-    retention = commands.add_parser("retention", help="delete partitions older than N days")
-    _add_common(retention)
+    retention = _command(commands, "retention", "delete partitions older than N days")
     retention.add_argument("--days", type=_days, required=True, help="days to keep (25 months = 760)")
     retention.set_defaults(run=cmd_retention)
 
-    forget = commands.add_parser("forget", help="erase every event of one visitor (GDPR Art. 17)")
-    _add_common(forget)
+    forget = _command(commands, "forget", "erase every event of one visitor (GDPR Art. 17)")
     forget.add_argument("--visitor", required=True, help="the visitor id (the tg_vid cookie value or a stored id)")
-    forget.add_argument("--site", help="only this site's partitions")
+    _site(forget, False, "only this site's partitions (default: every site)")
+    _add_progress(forget)
     forget.set_defaults(run=cmd_forget)
 
-    stats = commands.add_parser("stats", help="headline figures and top pages, sources and countries")
-    _add_common(stats)
-    stats.add_argument("--site", required=True, help="the site domain")
-    stats.add_argument("--period", default="7d", help="day, 7d, 30d, month, 6mo, 12mo (default 7d)")
+    stats = _command(commands, "stats", "headline figures and top pages, sources and countries")
+    _site(stats, True, "the site domain, such as example.com")
+    stats.add_argument("--period", default="7d", help="day, 7d, 30d, month, 6mo or 12mo")
     stats.add_argument("--json", action="store_true", help="print the aggregate as the stats API does")
+    _add_progress(stats)
     stats.set_defaults(run=cmd_stats)
 
-    ddl = commands.add_parser("ddl", help="table definition of the dataset for Athena, DuckDB or Spark")
-    _add_common(ddl)
+    ddl = _command(commands, "ddl", "table definitions of the dataset for Athena, DuckDB or Spark")
     ddl.add_argument("--engine", required=True, choices=["athena", "duckdb", "spark"],
                      help="the engine whose SQL to print: athena, duckdb or spark")
     ddl.add_argument("--location", metavar="URL",
@@ -85,21 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
                           "the storage here is local (default: the storage)")
     ddl.set_defaults(run=cmd_ddl)
 
-    export = commands.add_parser("export", help="raw events of a site and date range as Parquet, NDJSON or CSV")
-    _add_common(export)
-    export.add_argument("--site", required=True)
-    export.add_argument("--from", dest="start", type=_date, required=True, help="first UTC date, YYYY-MM-DD")
-    export.add_argument("--to", dest="end", type=_date, required=True, help="last UTC date, YYYY-MM-DD")
-    export.add_argument("--format", dest="fmt", choices=["parquet", "ndjson", "csv"], default="parquet")
-    export.add_argument("--output", "-o", required=True, help="file to write ('-' for stdout, not for parquet)")
+    export = _command(commands, "export", "raw events of a site and date range as Parquet, NDJSON or CSV")
+    _site(export, True, "the site domain, such as example.com")
+    export.add_argument("--from", dest="start", metavar="YYYY-MM-DD", type=_date, required=True,
+                        help="first UTC date")
+    export.add_argument("--to", dest="end", metavar="YYYY-MM-DD", type=_date, required=True,
+                        help="last UTC date (included)")
+    export.add_argument("--format", dest="fmt", choices=["parquet", "ndjson", "csv"], default="parquet",
+                        help="parquet, ndjson or csv")
+    export.add_argument("--output", "-o", metavar="FILE", required=True,
+                        help="file to write, or '-' for stdout (parquet only into a pipe or a file)")
+    _add_progress(export)
     export.set_defaults(run=cmd_export)
 
-    demo = commands.add_parser("demo-data", help="write realistic synthetic traffic for first looks and benchmarks")
-    _add_common(demo)
-    demo.add_argument("--site", required=True)
-    demo.add_argument("--events", type=_days, required=True, help="how many events")
-    demo.add_argument("--days", type=_days, default=30, help="spread over the last N days (default 30)")
-    demo.add_argument("--seed", type=int, default=1)
+    demo = _command(commands, "demo-data", "write realistic synthetic traffic for first looks and benchmarks")
+    _site(demo, True, "the site domain to write events for, such as example.com")
+    demo.add_argument("--events", type=_days, required=True, help="how many events, exactly")
+    demo.add_argument("--days", type=_days, default=30, help="spread over the last N days, today included")
+    demo.add_argument("--seed", type=int, default=1,
+                      help="seed of the random generator: the same seed writes the same traffic")
+    _add_progress(demo)
     demo.set_defaults(run=cmd_demo_data)
 
     from traceglider.site_config_cli import add_commands
@@ -128,17 +158,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
+    from traceglider.progress import progress_bar
     from traceglider.storage.compact import compact
 
     storage = _storage(_settings(args))
+    with progress_bar(_to_compact(storage, args.site, args.date), "partition", "compacting", args.progress) as bar:
+        def show(result: Any) -> None:
+            bar.write(f"site={result.site} date={result.date}: {result.files_before} files -> "
+                      f"{result.files_after}, {result.rows_before} rows -> {result.rows_after}", file=sys.stdout)
+            bar.update(1)
 
-    def show(result: Any) -> None:
-        print(f"site={result.site} date={result.date}: {result.files_before} files -> "
-              f"{result.files_after}, {result.rows_before} rows -> {result.rows_after}", flush=True)
-
-    results = compact(storage, site=args.site, date=args.date, progress=show)
+        # --date is that date only: the days around it are a full run's work (see compact.py)
+        results = compact(storage, site=args.site, date=args.date, progress=show, neighbours=False)
     print(f"compacted {len(results)} partition(s)")
     return 0
+
+
+def _to_compact(storage: Any, site: str | None, date: str | None) -> int:
+    """How many partitions a run will compact, for the progress bar's time left (a
+    day whose previous day changes during the run can add one)."""
+    from traceglider.storage.layout import previous_date, up_to_date
+    from traceglider.storage.parquet import list_partitions
+
+    partitions = list_partitions(storage, site)
+    return sum(1 for (s, d), keys in partitions.items()
+               if (date is None or d == date) and not up_to_date(keys, partitions.get((s, previous_date(d)))))
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -159,6 +203,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from traceglider.progress import advance_to, progress_bar
     from traceglider.spool.erase import erase_from_quarantine
     from traceglider.storage.forget import forget_visitor
 
@@ -172,12 +217,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
               "events are not erased. With the server running, use POST /api/v1/forget, which delivers first.",
               file=sys.stderr)
 
-    def show(done: int, total: int) -> None:
-        print(f"\rscanned {done}/{total} files", end="", flush=True)
-
-    report = forget_visitor(storage, args.visitor.strip(), progress=show, site=args.site)
+    with progress_bar(None, "file", "scanning", args.progress) as bar:
+        report = forget_visitor(storage, args.visitor.strip(), site=args.site,
+                                progress=lambda done, total: advance_to(bar, done, total))
     quarantined = erase_from_quarantine(settings.spool_path, args.visitor.strip())
-    print()
     print(report.summary() + (f"; {quarantined} from quarantined spool segments" if quarantined else ""))
     return 0
 
@@ -186,7 +229,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from traceglider.sites import normalize_site
     from traceglider.stats.cli import stats_command
 
-    return stats_command(_settings(args), normalize_site(args.site, "--site"), args.period, args.json)
+    return stats_command(_settings(args), normalize_site(args.site, "--site"), args.period, args.json,
+                         progress=args.progress)
 
 
 def cmd_ddl(args: argparse.Namespace) -> int:
@@ -201,25 +245,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from traceglider.stats.cli import export_command
 
     return export_command(_settings(args), normalize_site(args.site, "--site"), args.start, args.end, args.fmt,
-                          args.output)
+                          args.output, progress=args.progress)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     import time
 
     from traceglider.demo_data import generate
+    from traceglider.progress import advance_to, progress_bar
     from traceglider.sites import normalize_site
 
     site = normalize_site(args.site, "--site")
     storage = _storage(_settings(args))
     started = time.monotonic()
-
-    def show(written: int, target: int) -> None:
-        rate = written / max(time.monotonic() - started, 1e-6)
-        print(f"\r{written:,}/{target:,} events ({written / target:.0%}, {rate:,.0f}/s)", end="", flush=True)
-
-    written = generate(storage, site, args.events, days=args.days, seed=args.seed, progress=show)
-    print(f"\nwrote {written:,} events for {site} over {args.days} days to {storage.url} "
+    with progress_bar(args.events, "event", "writing", args.progress) as bar:
+        written = generate(storage, site, args.events, days=args.days, seed=args.seed,
+                           progress=lambda done, _total: advance_to(bar, done))
+    print(f"wrote {written:,} events for {site} over {args.days} days to {storage.url} "
           f"in {time.monotonic() - started:.1f} s")
     return 0
 

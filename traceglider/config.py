@@ -62,6 +62,17 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in str(raw).split(",") if part.strip())
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    import re
+
+    origins = _csv(raw)
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[a-z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-f:]+\](:\d{1,5})?",
+                                              origin):
+            raise ValueError(f"{origin!r} is not an origin such as https://tools.example.com, or *")
+    return origins
+
+
 def _sites(raw: str) -> tuple[str, ...]:
     from traceglider.errors import BadRequest
     from traceglider.sites import normalize_site
@@ -223,6 +234,10 @@ SETTINGS: list[Setting] = [
             "Seconds between background recomputations of the dashboard panels someone is "
             "looking at; meanwhile the page is answered from the last one and shows its age "
             "(the Stats API is always computed on request). 0: dashboard panels too."),
+    Setting("stats_cors_origins", (), _origins,
+            "Origins whose pages may call the stats and sites APIs with the token "
+            "(comma-separated, such as https://tools.example.com, or * for any): CORS with "
+            "the Authorization header and no cookies, preflight answered. Unset: none."),
     Setting("stats_memory_mb", None, _positive_int,
             "Memory the stats engine's cached tables may use, in MiB, per worker (10 million "
             "events take about 1.5 GiB); the least recently used periods are dropped beyond "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -61,15 +62,29 @@ def check_bearer(settings: Settings, request: Request) -> None:
         raise Unauthorized(INVALID_KEY)
 
 
+def error_response(exc: TGError | StorageError) -> JSONResponse:
+    if isinstance(exc, TGError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+    return JSONResponse({"error": f"storage unavailable: {exc}"}, status_code=503)
+
+
 def plausible_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors answered as Plausible's `{"error": "..."}`, for plain and async routes."""
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except (TGError, StorageError) as exc:
+                return error_response(exc)
+        return async_wrapper
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except TGError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
-        except StorageError as exc:
-            return JSONResponse({"error": f"storage unavailable: {exc}"}, status_code=503)
+        except (TGError, StorageError) as exc:
+            return error_response(exc)
     return wrapper
 
 

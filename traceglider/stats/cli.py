@@ -26,9 +26,10 @@ def _engine(settings: Settings, **options):  # type: ignore[no-untyped-def]
 
 
 def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bool = False,
-                  out: TextIO | None = None) -> int:
+                  out: TextIO | None = None, progress: bool | None = None) -> int:
     """Headline figures and top pages, sources and countries; --json prints the API's
     aggregate answer. Returns the exit code (2 with a one-line reason on bad input)."""
+    from traceglider.progress import progress_bar
     from traceglider.stats import query as Q
     from traceglider.stats import service
 
@@ -44,20 +45,27 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
         sys.stderr.write(f"traceglider stats: {unknown}\n")
         return 2
 
+    breakdowns = () if as_json else (("event:page", "Top pages"), ("visit:source", "Top sources"),
+                                     ("visit:country", "Top countries"))
+    bar = progress_bar(1 + len(breakdowns), "query", "querying", progress)
+
     def figures() -> tuple[Any, dict, dict]:
+        bar.reset()
         q = Q.parse({"site_id": site, "period": period, "metrics": ",".join(HEADLINE),
                      "compare": "previous_period"})
         agg = service.aggregate(engine, q)
+        bar.update(1)
         tables = {}
-        for prop, title in () if as_json else (("event:page", "Top pages"), ("visit:source", "Top sources"),
-                                                ("visit:country", "Top countries")):
+        for prop, title in breakdowns:
             bq = Q.parse({"site_id": site, "period": period, "property": prop, "limit": "10",
                           "metrics": "visitors"})
             tables[title] = (Q.result_key(prop), service.breakdown(engine, bq)["results"])
+            bar.update(1)
         return q, agg, tables
 
     try:
         q, agg, tables = engine.reading(figures)  # once more if compaction replaced files meanwhile
+        bar.close()
         if as_json:
             out.write(json.dumps(agg) + "\n")
             return 0
@@ -65,6 +73,7 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
         sys.stderr.write(f"traceglider stats: {exc.message}\n")
         return 2
     finally:
+        bar.close()
         engine.close()
     last = q.end - timedelta(days=1)
     out.write(f"{site} · {period} · {q.start:%Y-%m-%d} to {last:%Y-%m-%d}\n\n")
@@ -114,10 +123,11 @@ def ddl_command(engine: str, settings: Settings, location: str | None = None) ->
 
 
 def export_command(settings: Settings, site: str, start: str, end: str, fmt: str, output: str,
-                   stdout: BinaryIO | None = None) -> int:
+                   stdout: BinaryIO | None = None, progress: bool | None = None) -> int:
     """Write the raw events of `site` from `start` to `end` (YYYY-MM-DD, inclusive) to
     the file `output`, or to stdout for `-` (Parquet only into a pipe or a file)."""
-    from traceglider.stats.export import export_events
+    from traceglider.progress import advance_to, progress_bar
+    from traceglider.stats.export import export_events, stored_rows
 
     to_stdout = output == "-"
     stdout = stdout or sys.stdout.buffer
@@ -131,17 +141,25 @@ def export_command(settings: Settings, site: str, start: str, end: str, fmt: str
         if unknown:
             sys.stderr.write(f"traceglider export: {unknown}\n")
             return 2
-        if to_stdout:
-            # through a temporary file: a read that compaction interrupts starts again
-            # from the top, which a file can and a pipe cannot
-            with tempfile.TemporaryDirectory(prefix="traceglider-export-") as tmp:
-                path = f"{tmp}/events.{fmt}"
-                count = export_events(engine, site, date.fromisoformat(start), date.fromisoformat(end), fmt, path)
-                with open(path, "rb") as written:
-                    shutil.copyfileobj(written, stdout)
-                stdout.flush()
-        else:
-            count = export_events(engine, site, date.fromisoformat(start), date.fromisoformat(end), fmt, output)
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        # the total counts copies too: the bar may end short of it, never past it
+        total = stored_rows(engine, site, first, last) if progress or (progress is None and sys.stderr.isatty()) \
+            else None
+        with progress_bar(total, "event", "exporting", progress) as bar:
+            def show(done: int) -> None:
+                advance_to(bar, done)
+
+            if to_stdout:
+                # through a temporary file: a read that compaction interrupts starts again
+                # from the top, which a file can and a pipe cannot
+                with tempfile.TemporaryDirectory(prefix="traceglider-export-") as tmp:
+                    path = f"{tmp}/events.{fmt}"
+                    count = export_events(engine, site, first, last, fmt, path, show)
+                    with open(path, "rb") as written:
+                        shutil.copyfileobj(written, stdout)
+                    stdout.flush()
+            else:
+                count = export_events(engine, site, first, last, fmt, output, show)
     except ValueError as exc:
         sys.stderr.write(f"traceglider export: {exc}\n")
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -47,17 +48,40 @@ def _select(engine: Engine, site: str, first: date, last: date) -> tuple[str, di
     return sql, ({"files": engine.uris(keys), "site": site} if keys else {"site": site})
 
 
-def export_events(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str) -> int:
-    """Write the events to `out_path`; returns how many."""
+def export_events(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Write the events to `out_path`; returns how many. `progress(n)`: n written so far."""
     if fmt not in FORMATS:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
     if last < first or (last - first).days >= MAX_DAYS:
         raise BadRequest(f"the date range must run forwards and span at most {MAX_DAYS} days")
     # read again if compaction or an erasure replaced files meanwhile (the file is rewritten)
-    return engine.reading(lambda: _write(engine, site, first, last, fmt, out_path))
+    return engine.reading(lambda: _write(engine, site, first, last, fmt, out_path, progress or (lambda n: None)))
 
 
-def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str) -> int:
+def stored_rows(engine: Engine, site: str, first: date, last: date) -> int:
+    """The rows stored for the range, copies included (so at least the events an
+    export writes), from the files' footers alone: the total of a progress bar."""
+    lo = datetime.combine(first, datetime.min.time())
+    hi = datetime.combine(last + timedelta(days=1), datetime.min.time())
+
+    def count() -> int:
+        keys = [k for k, _ in engine.files(site, lo, hi)]
+        if not keys:
+            return 0
+        cur = engine.cursor()
+        try:
+            row = cur.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($files)",
+                              {"files": engine.uris(keys)}).fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            cur.close()
+
+    return engine.reading(count)
+
+
+def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_path: str,
+           progress: Callable[[int], None]) -> int:
     sql, params = _select(engine, site, first, last)
     cur = engine.cursor()
     try:
@@ -75,6 +99,7 @@ def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_pat
                         writer = pq.ParquetWriter(out_path, batch.schema, compression="zstd")
                     writer.write_batch(batch)
                     count += batch.num_rows
+                    progress(count)
             finally:
                 if writer is not None:
                     writer.close()
@@ -88,6 +113,7 @@ def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_pat
                     for row in batch.to_pylist():
                         fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
                         count += 1
+                    progress(count)
         else:
             with open(out_path, "w", encoding="utf-8", newline="") as fh:
                 writer_csv = csv.writer(fh)
@@ -97,6 +123,7 @@ def _write(engine: Engine, site: str, first: date, last: date, fmt: str, out_pat
                         writer_csv.writerow([escape_cell("" if v is None else str(v) if not isinstance(v, str) else v)
                                              for v in row.values()])
                         count += 1
+                    progress(count)
         return count
     finally:
         cur.close()

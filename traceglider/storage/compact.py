@@ -156,20 +156,28 @@ def compact(
     progress: Callable[[CompactionResult], None] | None = None,
     wait: float = WAIT_SECONDS,
     stop: Callable[[], bool] | None = None,
+    neighbours: bool = True,
 ) -> list[CompactionResult]:
     """Compact every partition (or those of one site and/or date) whose files are not
     one up-to-date compacted group, oldest first. Compacting a date first compacts the
     days before it that are not up to date (their visits may run into it), and then
     the days after it whose visits continued from it. `wait`: seconds to wait for
     another maintenance job to finish (then `LockBusy`); `stop()` true: end after the
-    partition in hand (a server shutting down)."""
+    partition in hand (a server shutting down). `neighbours=False`: with `date`, that
+    date only (`traceglider compact --date`): its visits continue from the day before
+    if that is compacted, and the stats recompute what is left until a full run."""
     with maintenance(storage, "compact", wait) as lock:  # never alongside forget: see lock.py
         partitions = list_partitions(storage, site)
         results: list[CompactionResult] = []
         for part_site in sorted({s for s, _ in partitions}):
             dates = sorted(d for s, d in partitions if s == part_site)
             keys = {d: partitions[(part_site, d)] for d in dates}
-            wanted = dates if not date else _with_neighbours(date, keys)
+            if not date:
+                wanted = dates
+            elif neighbours:
+                wanted = _with_neighbours(date, keys)
+            else:
+                wanted = [date] if date in keys else []
             for day in wanted:
                 if stop and stop():
                     return results
