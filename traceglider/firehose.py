@@ -13,7 +13,6 @@ that did get through are removed by event id when they are compacted.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -150,6 +149,8 @@ class FirehoseSink:
                           retry_after=5)
 
     async def accept(self, rows: list[dict[str, Any]]) -> None:
+        import asyncio  # only the app's routes come here; the Lambda /collect path calls deliver
+
         await asyncio.to_thread(self.deliver, rows)
 
     def start(self) -> None:
