@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from traceglider.site_config_cli import add_commands
 
-    add_commands(commands, _add_common, lambda args: _storage(_settings(args)))
+    add_commands(commands, _command, lambda args: _storage(_settings(args)))
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ PAGE_PREFIX = "Visit "
 # event names the tracker uses for what it measures: never conversions
 MEASUREMENTS = frozenset({"pageview", "engagement", "vital", "JS Error"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# One read-modify-write at a time in this process (dashboard, Sites API, command
+# line); two processes writing at the same moment: the last one wins (a configuration,
+# not events).
+WRITE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -46,19 +51,29 @@ def key(site: str) -> str:
     return f"{PREFIX}{normalize_site(site)}.json"
 
 
-def read(storage: Storage, site: str) -> SiteConfig:
-    """The site's configuration; none stored is an empty one. What does not validate
-    (a hand-edited file) is dropped item by item, never an error for the reader."""
+def read_raw(storage: Storage, site: str) -> dict[str, Any]:
+    """The stored document as it is; {} when there is none or it is not a JSON object.
+    Storage failing is a StorageError (503), never an empty configuration that a write
+    would then replace."""
     name = key(site)
     # listed first: a missing file is no configuration, an unreachable storage an error
     if not any(info.key == name for info in storage.list(name)):
-        return SiteConfig()
+        return {}
     try:
         data = json.loads(storage.get(name))
-    except ValueError:
-        return SiteConfig()
-    if not isinstance(data, dict):
-        return SiteConfig()
+    except (ValueError, UnicodeDecodeError):
+        return {}  # a hand-edited file gone bad reads as empty, as the stats read it
+    return data if isinstance(data, dict) else {}
+
+
+def write_raw(storage: Storage, site: str, document: dict[str, Any]) -> None:
+    storage.put(key(site), json.dumps(document, indent=2, ensure_ascii=False).encode())
+
+
+def read(storage: Storage, site: str) -> SiteConfig:
+    """The site's configuration, validated; none stored is an empty one. What does not
+    validate (a hand-edited file) is dropped item by item, never an error for the reader."""
+    data = read_raw(storage, site)
     goals, funnels = [], []
     for g in data.get("goals") or []:
         try:
@@ -75,7 +90,7 @@ def read(storage: Storage, site: str) -> SiteConfig:
 
 
 def write(storage: Storage, site: str, config: SiteConfig) -> None:
-    storage.put(key(site), json.dumps(config.as_json(), indent=2, ensure_ascii=False).encode())
+    write_raw(storage, site, config.as_json())
 
 
 def check_goal(raw: Any) -> str:
@@ -142,6 +157,11 @@ def _unique(goals: list[str]) -> list[str]:
 
 def add_goal(storage: Storage, site: str, goal: Any, replace: str | None = None) -> SiteConfig:
     """Add `goal` (or put it in the place of `replace`); the configuration written."""
+    with WRITE_LOCK:
+        return _add_goal(storage, site, goal, replace)
+
+
+def _add_goal(storage: Storage, site: str, goal: Any, replace: str | None = None) -> SiteConfig:
     config = read(storage, site)
     new = check_goal(goal)
     if replace is not None:
@@ -161,6 +181,11 @@ def add_goal(storage: Storage, site: str, goal: Any, replace: str | None = None)
 
 
 def remove_goal(storage: Storage, site: str, goal: str) -> SiteConfig:
+    with WRITE_LOCK:
+        return _remove_goal(storage, site, goal)
+
+
+def _remove_goal(storage: Storage, site: str, goal: str) -> SiteConfig:
     config = read(storage, site)
     if goal not in config.goals:
         raise NotFound(f"no goal {goal!r} on {site}")
@@ -171,6 +196,11 @@ def remove_goal(storage: Storage, site: str, goal: str) -> SiteConfig:
 
 def put_funnel(storage: Storage, site: str, funnel: Any, replace: str | None = None) -> SiteConfig:
     """Add a funnel (or replace the one named `replace`); the configuration written."""
+    with WRITE_LOCK:
+        return _put_funnel(storage, site, funnel, replace)
+
+
+def _put_funnel(storage: Storage, site: str, funnel: Any, replace: str | None = None) -> SiteConfig:
     config = read(storage, site)
     new = check_funnel(funnel)
     names = [f["name"] for f in config.funnels]
@@ -191,6 +221,11 @@ def put_funnel(storage: Storage, site: str, funnel: Any, replace: str | None = N
 
 
 def remove_funnel(storage: Storage, site: str, name: str) -> SiteConfig:
+    with WRITE_LOCK:
+        return _remove_funnel(storage, site, name)
+
+
+def _remove_funnel(storage: Storage, site: str, name: str) -> SiteConfig:
     config = read(storage, site)
     names = [f["name"] for f in config.funnels]
     if name not in names:

@@ -13,18 +13,18 @@ from typing import Any
 from traceglider import site_config
 from traceglider.errors import BadRequest, NotFound
 
-Common = Callable[[argparse.ArgumentParser], None]
+Command = Callable[[Any, str, str], argparse.ArgumentParser]  # cli._command: a parser with --storage ...
 Open = Callable[[argparse.Namespace], Any]  # the storage the flags name
 
 
-def add_commands(commands: Any, add_common: Common, open_storage: Open) -> None:
-    goals = commands.add_parser("goals", help="list, add, change or remove a site's goals")
-    goal_cmds = goals.add_subparsers(dest="action", metavar="ACTION", required=True)
+def add_commands(commands: Any, command: Command, open_storage: Open) -> None:
+    text = "list, add, change or remove a site's goals"
+    goals = commands.add_parser("goals", help=text, description=text[:1].upper() + text[1:] + ".")
+    goal_cmds = goals.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
     for name, text in (("list", "the site's goals"), ("add", "add a goal"), ("edit", "change a goal"),
                        ("remove", "remove a goal")):
-        cmd = goal_cmds.add_parser(name, help=text)
-        add_common(cmd)
-        cmd.add_argument("--site", required=True, help="the site domain")
+        cmd = command(goal_cmds, name, text)
+        cmd.add_argument("--site", metavar="DOMAIN", required=True, help="the site domain")
         cmd.add_argument("--json", action="store_true", help="print the configuration as JSON")
         if name in ("add", "edit"):
             kind = cmd.add_mutually_exclusive_group(required=True)
@@ -34,13 +34,13 @@ def add_commands(commands: Any, add_common: Common, open_storage: Open) -> None:
             cmd.add_argument("goal", help="the goal as listed (Visit /signup, Signup)")
         cmd.set_defaults(run=lambda args: _run(args, open_storage, _goals))
 
-    funnels = commands.add_parser("funnels", help="list, add, change or remove a site's funnels")
-    funnel_cmds = funnels.add_subparsers(dest="action", metavar="ACTION", required=True)
+    text = "list, add, change or remove a site's funnels"
+    funnels = commands.add_parser("funnels", help=text, description=text[:1].upper() + text[1:] + ".")
+    funnel_cmds = funnels.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
     for name, text in (("list", "the site's funnels"), ("add", "add a funnel"), ("edit", "change a funnel"),
                        ("remove", "remove a funnel")):
-        cmd = funnel_cmds.add_parser(name, help=text)
-        add_common(cmd)
-        cmd.add_argument("--site", required=True, help="the site domain")
+        cmd = command(funnel_cmds, name, text)
+        cmd.add_argument("--site", metavar="DOMAIN", required=True, help="the site domain")
         cmd.add_argument("--json", action="store_true", help="print the configuration as JSON")
         if name in ("edit", "remove"):
             cmd.add_argument("name", help="the funnel's name")

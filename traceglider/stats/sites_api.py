@@ -24,7 +24,6 @@ processes: the last one wins (a configuration, not events).
 from __future__ import annotations
 
 import json
-import threading
 import zlib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -33,6 +32,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from traceglider.errors import BadRequest, NotFound
+from traceglider.site_config import WRITE_LOCK as _WRITE_LOCK  # the one configuration module
+from traceglider.site_config import read_raw as read_config
+from traceglider.site_config import write_raw as write_config
 from traceglider.sites import normalize_site
 from traceglider.stats.api import check_bearer, plausible_errors
 
@@ -47,7 +49,6 @@ MAX_LIMIT = 1000
 MAX_GOALS = 50  # the stats read at most this many (service.GOALS_LIMIT)
 MAX_FUNNELS = 20
 MAX_TEXT = 200
-_WRITE_LOCK = threading.Lock()
 
 
 def known_sites(settings: Settings, storage: Storage) -> list[str]:
@@ -63,23 +64,6 @@ def known_sites(settings: Settings, storage: Storage) -> list[str]:
         if name.endswith(".json"):
             found.add(name.removesuffix(".json"))
     return sorted(found)
-
-
-def read_config(storage: Storage, site: str) -> dict[str, Any]:
-    """The site's configuration; {} when there is none. Storage failing is a
-    StorageError (503), never an empty configuration a write would then replace."""
-    key = f"{SITE_CONFIG_PREFIX}{site}.json"
-    if not any(info.key == key for info in storage.list(key)):
-        return {}
-    try:
-        data = json.loads(storage.get(key))
-    except (ValueError, UnicodeDecodeError):
-        return {}  # a hand-edited file gone bad reads as empty, as the stats read it
-    return data if isinstance(data, dict) else {}
-
-
-def write_config(storage: Storage, site: str, config: dict[str, Any]) -> None:
-    storage.put(f"{SITE_CONFIG_PREFIX}{site}.json", json.dumps(config, indent=2).encode())
 
 
 def goal_id(display_name: str) -> str:
