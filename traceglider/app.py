@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from traceglider import __version__
+from traceglider.api_docs import install_docs
 from traceglider.config import Settings
 from traceglider.dashboard.answers import Answers, answers_for, close_answers, prepare_dashboards
 from traceglider.dashboard.routes import dashboard_router
@@ -115,7 +116,8 @@ def create_app(
                 maintainer.stop()  # and lets go of the lock
 
     app = FastAPI(title="TraceGlider", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)
+    install_docs(app)  # /docs from installed assets, not a CDN
     app.state.settings, app.state.storage, app.state.sink = settings, storage, sink
     app.state.pipeline, app.state.ingest = pipeline, ingest
     _install_error_handlers(app)
