@@ -4,6 +4,7 @@ compacts that date only."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -62,19 +63,29 @@ def test_a_piped_run_prints_no_progress(command: str, root: Path, tmp_path: Path
     assert "\r" not in out + err and not RATE.search(out + err)
 
 
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command and nested command (`goals add`) by its name."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[prefix + name] = sub
+                found.update(_commands(sub, f"{prefix}{name} "))
+    return found
+
+
 def test_every_flag_has_help_and_shows_its_default() -> None:
-    parser = build_parser()
-    (commands,) = [a for a in parser._actions if a.dest == "command"]
-    for name, sub in commands.choices.items():
+    commands = _commands(build_parser())
+    for name, sub in commands.items():
         text = " ".join(sub.format_help().split())
         for action in sub._actions:
-            if action.dest == "help":
+            if action.dest == "help" or isinstance(action, argparse._SubParsersAction):
                 continue
             assert action.help, f"{name} {action.option_strings} has no help"
             if action.default not in (None, False):
                 assert f"default: {action.default}" in text or f"default {action.default}" in text, \
                     f"{name} {action.option_strings} does not show its default {action.default!r}"
-    export = " ".join(commands.choices["export"].format_help().split())
+    export = " ".join(commands["export"].format_help().split())
     assert "parquet, ndjson or csv (default: parquet)" in export
 
 

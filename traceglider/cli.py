@@ -29,12 +29,17 @@ class _HelpFormatter(argparse.HelpFormatter):
 def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help, description=help[:1].upper() + help[1:] + ".", formatter_class=_HelpFormatter)
+    _add_common(parser)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """The flags every command has: where the settings and the data are."""
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (or TG_CONFIG)")
     parser.add_argument("--storage", metavar="URL",
                         help="local path, file:///abs/path or s3://bucket/prefix (TG_STORAGE, default ./tg-data)")
     parser.add_argument("--s3-endpoint-url", metavar="URL",
                         help="S3-compatible endpoint such as MinIO's (TG_S3_ENDPOINT_URL)")
-    return parser
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
