@@ -152,3 +152,32 @@ def test_closing_while_the_thread_is_being_started_waits_for_it(monkeypatch: pyt
     answers.close()  # raised "cannot join thread before it is started"
     preparing.join(5)
     assert answers._thread is not None and not answers._thread.is_alive()
+
+
+def test_files_replaced_under_a_refresh_is_one_log_line_and_a_real_failure_keeps_its_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from traceglider.errors import Unavailable
+
+    answers, clock, compute, _ = make(refresh=30)
+    answers.get("aggregate", P)
+    failure: list[Exception] = []
+
+    def flaky(kind: str, params: dict[str, str]) -> dict[str, int]:
+        raise failure[0]
+
+    answers.compute = flaky
+    caplog.set_level("INFO", logger="traceglider")
+    # what the engine raises when compaction replaced the files twice during one read
+    failure.append(Unavailable("the data changed while it was read; please try again", retry_after=1))
+    clock.now += 31
+    answers.refresh_round()
+    (record,) = [r for r in caplog.records if "dashboard" in r.getMessage()]
+    assert record.exc_info is None and "\n" not in caplog.text.strip()
+    assert "the data changed while it was read" in record.getMessage()
+    assert answers.get("aggregate", P)[0] == {"n": 1}  # the last answer is kept
+    caplog.clear()
+    failure[0] = RuntimeError("a bug")
+    clock.now += 31
+    answers.refresh_round()
+    (record,) = [r for r in caplog.records if "dashboard" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is not None

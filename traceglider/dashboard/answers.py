@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from traceglider.errors import Unavailable
+
 log = logging.getLogger("traceglider.dashboard")
 
 WATCH_SECONDS = 600.0  # requests looked at within this long are kept fresh
@@ -151,8 +153,12 @@ class Answers:
             at = self.clock()
             try:
                 answer = self.compute(kind, dict(params))
-            except Exception:  # noqa: BLE001 - keep the last answer; a browser asking gets the error
-                log.warning("refreshing the dashboard's %s failed", kind, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep the last answer; a browser asking gets the error
+                if isinstance(exc, Unavailable):  # files replaced under the read (a compaction): expected, and
+                    # handled by the next round, so one line without a traceback
+                    log.info("refreshing the dashboard's %s: %s; keeping the last answer", kind, exc.message)
+                else:
+                    log.warning("refreshing the dashboard's %s failed", kind, exc_info=True)
                 with self._lock:
                     entry = self._entries.get(key)
                     if entry is not None and entry.answer is None:
