@@ -324,3 +324,35 @@ def test_the_requests_the_cost_model_prices_are_what_the_server_counts(server: C
     assert per_million(single, "url")["total"] <= 1.00  # and at one, without API Gateway's $1.00
     assert per_million(single)["total"] > 1.00  # which alone is the goal: said in docs/costs.md
     assert per_million(direct)["total"] > 4 * per_million(firehose)["total"]
+
+
+def test_a_cold_start_with_s3_unreachable_answers_503_and_recovers(
+    lambda_env: str, server: CountingMotoServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("TG_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    monkeypatch.delenv("TG_SECRET")  # so the first call must read (here: make) the secret in the bucket
+    response = aws.handler(post("cold-1"), None)
+    assert response["statusCode"] == 503, response
+    assert response["headers"]["retry-after"] == "5"
+    assert server.counter.counts["firehose:PutRecordBatch"] == 0
+
+    monkeypatch.setenv("TG_S3_ENDPOINT_URL", server.endpoint)
+    assert aws.handler(post("cold-1"), None)["statusCode"] == 202
+    assert [row["event_id"] for row in delivered(server, lambda_env)] == ["cold-1"]
+    assert keys(server, f"{lambda_env}/_meta/") == [f"{lambda_env}/_meta/secret"]
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("tg_vid=abc123; theme=dark", {"tg_vid": "abc123", "theme": "dark"}),
+    ('bad"cookie; tg_vid=abc123', {"": 'bad"cookie', "tg_vid": "abc123"}),
+    ('tg_vid="quoted\\"value"', {"tg_vid": 'quoted"value'}),
+    ("", {}),
+])
+def test_cookies_are_read_as_the_app_reads_them(header: str, expected: dict[str, str]) -> None:
+    from starlette.requests import cookie_parser
+
+    from traceglider.lambda_collect import parse_cookies
+
+    assert parse_cookies(header) == cookie_parser(header) == expected

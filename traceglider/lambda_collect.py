@@ -14,7 +14,7 @@ import base64
 import json
 import logging
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
+from http.cookies import SimpleCookie, _unquote  # type: ignore[attr-defined]  # as Starlette uses it
 from typing import Any, cast
 
 from traceglider.config import Settings
@@ -62,17 +62,24 @@ def parse_event(event: dict[str, Any]) -> LambdaRequest:
         ip = (context.get("identity") or {}).get("sourceIp")
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     raw_cookies = "; ".join(event.get("cookies") or []) if v2 else headers.pop("cookie", "")
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw_cookies)
-    except Exception:  # noqa: BLE001 - a malformed cookie header is a client's, ignored as Starlette does
-        jar = SimpleCookie()
     body: bytes = (event.get("body") or "").encode()
     if event.get("isBase64Encoded"):
         body = base64.b64decode(body)
-    return LambdaRequest(method.upper(), path, headers, {k: m.value for k, m in jar.items()}, body,
+    return LambdaRequest(method.upper(), path, headers, parse_cookies(raw_cookies), body,
                          _Client(ip), {"scheme": headers.get("x-forwarded-proto", "https")},
                          "2.0" if v2 else "1.0")
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """Cookies as Starlette's `cookie_parser` reads them (leniently: one malformed pair
+    does not hide the others, as `SimpleCookie.load` would)."""
+    cookies: dict[str, str] = {}
+    for chunk in header.split(";"):
+        key, value = chunk.split("=", 1) if "=" in chunk else ("", chunk)
+        key, value = key.strip(), value.strip()
+        if key or value:
+            cookies[key] = _unquote(value)
+    return cookies
 
 
 def is_collect(event: dict[str, Any]) -> bool:
