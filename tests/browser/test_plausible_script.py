@@ -37,7 +37,7 @@ PAGE = """<!doctype html>
 <script>
   {g}.init(Object.assign({{domain: {site}, endpoint: {endpoint}, captureOnLocalhost: true}}, {extra}))
 </script>
-</head><body><h1>Plausible's own script, sending to TraceGlider</h1></body></html>
+</head><body><h1>Plausible's own script, sending to TraceGlider</h1>{body}</body></html>
 """
 
 
@@ -75,7 +75,7 @@ def plausible_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     server.server_close()
 
 
-def open_page(visit: Any, plausible_site: tuple[str, Path], **options: Any) -> Any:
+def open_page(visit: Any, plausible_site: tuple[str, Path], body: str = "", **options: Any) -> Any:
     """Writes this test's page under /p/<token>/ (so its rows carry the token in their
     path) and opens it; `options` are more of Plausible's `init` options."""
     origin, root = plausible_site
@@ -83,7 +83,7 @@ def open_page(visit: Any, plausible_site: tuple[str, Path], **options: Any) -> A
     folder.mkdir(parents=True)
     (folder / "index.html").write_text(PAGE.format(
         g=GLOBAL, site=json.dumps(SITE), endpoint=json.dumps(visit.collector.origin + "/api/event"),
-        extra=json.dumps(options)))
+        extra=json.dumps(options), body=body))
     visit.page.goto(f"{origin}/p/{visit.token}/index.html")
     visit.page.wait_for_function("window.plausible !== undefined")
     return visit.page
@@ -146,3 +146,28 @@ def test_plausibles_hash_based_routing_keeps_the_route(visit, plausible_site) ->
         f"{plausible_site[0]}/p/{visit.token}/index.html",
         f"{plausible_site[0]}/p/{visit.token}/index.html#/settings",
     ]
+
+
+TAGGED = """
+<button id="signup" class="plausible-event-name=Signup plausible-event-plan=pro">Sign up</button>
+<button id="buy" class="plausible-event-name=Purchase plausible-revenue-amount=9.99
+  plausible-revenue-currency=EUR">Buy</button>
+"""
+
+
+def test_plausibles_tagged_elements_are_recorded(visit, plausible_site) -> None:
+    # The npm tracker sends `"$":{}` for an element tagged with an event name but no
+    # revenue (issue #11: that was a 400 and the event was lost); with revenue classes
+    # it sends the amount as text.
+    page = open_page(visit, plausible_site, body=TAGGED)
+    visit.events(where=lambda r: r["type"] == "pageview")
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data) if r.url.endswith("/api/event") else None)
+    page.click("#signup")
+    page.click("#buy")
+    rows = visit.events(2, where=lambda r: r["type"] == "custom")
+    by_name = {r["name"]: r for r in rows}
+    assert sorted(by_name) == ["Purchase", "Signup"], rows
+    assert json.loads(by_name["Signup"]["props"]) == {"plan": "pro"} and by_name["Signup"]["revenue"] is None
+    assert json.loads(by_name["Purchase"]["revenue"]) == {"amount": "9.99", "currency": "EUR"}
+    assert any(json.loads(body).get("$") == {} for body in sent if body), sent
