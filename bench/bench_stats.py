@@ -48,7 +48,7 @@ def dashboard(engine: Engine, now: datetime) -> float:
 
 
 def measure(storage: object, label: str, now: datetime, endpoint: str | None = None) -> list[str]:
-    engine = Engine(storage, s3_endpoint_url=endpoint)  # type: ignore[arg-type]
+    engine = Engine(storage)  # type: ignore[arg-type]
     files = len(engine.partitions(SITE))
     cold = dashboard(engine, now)
     warm = min(dashboard(engine, now) for _ in range(2))

@@ -76,3 +76,47 @@ FILE_COLUMNS: list[str] = FILE_SCHEMA.names
 # polars, Spark and the Athena DDL infer or declare it; pyarrow and pandas infer only
 # integers and strings from a path, so they are told (see docs/storage.md).
 DATE_TYPE = pa.date32()
+
+# The visits dataset (`visits/site=S/date=D/`): one row per visit, dated by its start,
+# written by compaction (`storage/visits_sql.py` defines it). A visit's attributes are
+# those of its first pageview (its first event when it had none).
+VISIT_FIELDS: list[tuple[str, pa.DataType, str]] = [
+    ("visit_id", pa.int64(), "the visit key (the events' visit_id)"),
+    ("visitor_hash", pa.int64(), "first 60 bits of md5(visitor_id): counts unique visitors"),
+    ("start", pa.timestamp("us", tz="UTC"), "first event's received_at"),
+    ("end", pa.timestamp("us", tz="UTC"), "last event's received_at"),
+    ("duration", pa.float64(), "seconds from the first to the last event"),
+    ("entry_page", pa.string(), "path of the first pageview"),
+    ("exit_page", pa.string(), "path of the last pageview"),
+    ("hostname", pa.string(), "host of the first pageview"),
+    ("pageviews", pa.int32(), "pageview events"),
+    ("interactions", pa.int32(), "custom, click and form_submit events"),
+    ("events", pa.int32(), "pageviews plus interactions"),
+    ("start_day_pageviews", pa.int32(), "pageviews on the UTC date the visit started (visits over midnight)"),
+    ("start_day_events", pa.int32(), "events on the UTC date the visit started"),
+    ("engaged_ms", pa.int64(), "visible, active time summed over the visit's pages"),
+    ("bounce", pa.bool_(), "at most one pageview and no interaction"),
+    ("scroll_depth", pa.int16(), "deepest scroll of the visit, percent"),
+    ("referrer", pa.string(), ""),
+    ("source", pa.string(), "traffic source, 'Direct / None' when there is none"),
+    ("channel", pa.string(), "channel, 'direct' when there is none"),
+    ("utm_source", pa.string(), ""),
+    ("utm_medium", pa.string(), ""),
+    ("utm_campaign", pa.string(), ""),
+    ("utm_term", pa.string(), ""),
+    ("utm_content", pa.string(), ""),
+    ("country", pa.string(), "ISO 3166-1 alpha-2"),
+    ("region", pa.string(), "ISO 3166-2 subdivision"),
+    ("city", pa.int32(), "GeoNames id of the city"),
+    ("city_name", pa.string(), "English name of the city"),
+    ("device_type", pa.string(), "desktop, mobile, tablet or other"),
+    ("browser", pa.string(), ""),
+    ("browser_version", pa.string(), ""),
+    ("os", pa.string(), ""),
+    ("os_version", pa.string(), ""),
+    ("screen", pa.string(), "screen class by width: Mobile < 576 px, Tablet < 992, Laptop < 1440, Desktop"),
+    ("language", pa.string(), ""),
+]
+VISIT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in VISIT_FIELDS])
+# Visit attributes, as the stats read them (the first pageview's).
+VISIT_ATTRIBUTES: tuple[str, ...] = tuple(n for n, _, _ in VISIT_FIELDS[VISIT_SCHEMA.names.index("referrer"):])

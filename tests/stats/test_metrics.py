@@ -189,63 +189,12 @@ def test_cached_answers_change_when_new_files_land(tmp_path, monkeypatch) -> Non
     eng.close()
 
 
-def test_visit_attributes_are_read_only_when_a_query_needs_them(storage: LocalStorage) -> None:
-    from traceglider.storage.compact import compact
-
-    compact(storage, date="2026-11-20")  # the 21st stays raw: attributes from both kinds
-    eng = Engine(storage, clock=NOW.timestamp)
-    got = agg(eng, period="custom", date="2026-11-20,2026-11-21")
-    assert got["visits"] == 4 and got["bounce_rate"] == 50
-    ds = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 22), attrs=False)
-    assert ds.visits == ds.sessions  # headline figures did not read them
-    q = Q.parse({"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21",
-                 "property": "visit:country", "metrics": "visitors,visits"}, NOW)
-    assert service.breakdown(eng, q)["results"] == [{"country": "DE", "visitors": 2, "visits": 3},
-                                                    {"country": "FR", "visitors": 1, "visits": 1}]
-    assert ds.visits == ds.full_visits
-    assert agg(eng, period="custom", date="2026-11-20,2026-11-21", filters="visit:source==Google") == {
-        "visitors": 1, "visits": 1, "pageviews": 2, "events": 2, "bounce_rate": 0,
-        "visit_duration": 300, "views_per_visit": 2.0}
-    eng.close()
-
-
-def test_an_engine_reading_fewer_columns_gives_the_same_answers(storage: LocalStorage) -> None:
-    full = Engine(storage, clock=NOW.timestamp)
-    lean = Engine(storage, clock=NOW.timestamp, attributes=("source", "country"),
-                  columns=("ts", "vh", "vkey", "type", "path", "src"))
-    for prop in ("event:page", "visit:source", "visit:country", "visit:entry_page"):
-        q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "property": prop,
-                     "metrics": "visitors,visits,bounce_rate"}, NOW)
-        assert service.breakdown(lean, q) == service.breakdown(full, q)
-    assert agg(lean, period="7d", date="2026-11-21", compare="previous_period") == agg(
-        full, period="7d", date="2026-11-21", compare="previous_period")
-    full.close()
-    lean.close()
-    with pytest.raises(ValueError):
-        Engine(storage, attributes=("nope",))
-    with pytest.raises(ValueError):
-        Engine(storage, columns=("ts", "vh"))  # the visits need type, path, ...
-
-
 def test_pages_are_ordered_by_their_text_on_ties(engine: Engine) -> None:
     # page and event name are stored as ENUMs whose order is the sorted text
     q = Q.parse({"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21",
                  "property": "event:page", "metrics": "pageviews"}, NOW)
     rows = service.breakdown(engine, q)["results"]
     assert [(r["page"], r["pageviews"]) for r in rows] == [("/", 2), ("/pricing", 2), ("/blog/x", 1), ("/blog/y", 1)]
-
-
-def test_an_evicted_period_is_dropped_and_built_again(storage: LocalStorage) -> None:
-    eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
-    eng.retire_seconds = 0  # dropped at once (normally a minute later)
-    for date in ("2026-11-20", "2026-11-21", "2026-11-20"):  # each evicts the other
-        q = Q.parse({"site_id": SITE, "period": "day", "date": date, "property": "visit:country",
-                     "metrics": "visits"}, NOW)
-        rows = service.breakdown(eng, q)["results"]
-        assert rows == ([{"country": "DE", "visits": 3}, {"country": "FR", "visits": 1}]
-                        if date == "2026-11-20" else [])
-    assert len(eng.fetch("SELECT * FROM duckdb_tables()")) == 4  # events, sessions, visits, attrs
-    eng.close()
 
 
 def test_unfiltered_counts_from_the_visits_table_match_the_events(demo_root) -> None:
@@ -270,76 +219,32 @@ def test_unfiltered_counts_from_the_visits_table_match_the_events(demo_root) -> 
     engine.close()
 
 
-def test_new_files_replace_the_period_and_the_old_tables_outlive_queries_in_flight(storage: LocalStorage) -> None:
-    eng = Engine(storage, clock=NOW.timestamp, result_entries=0)
-    eng.retire_seconds = 3600
-    start, end = datetime(2026, 11, 20), datetime(2026, 11, 21)
-    old = eng.dataset(SITE, start, end)
-    write_rows(storage, [ev("late", "Z", us(20, 15, 0), "/late")], "batch-2")
-    eng._listing.clear()  # the listing is cached for a moment
-    new = eng.dataset(SITE, start, end)
-    assert new is not old and list(eng._cache.values()) == [new]  # one entry per period
-    # a request that got the old tables a moment ago can still read them
-    assert eng.fetch(f"SELECT count(*) FROM {old.events}")[0][0] + 1 == eng.fetch(
-        f"SELECT count(*) FROM {new.events}")[0][0]
-    eng.retire_seconds = 0
-    eng._retire([])  # the next build drops what has waited long enough
-    assert old.events_name not in table_names(eng) and new.events_name in table_names(eng)
-    eng.close()
-
-
-def test_periods_beyond_the_memory_budget_are_dropped(storage: LocalStorage) -> None:
-    eng = Engine(storage, clock=NOW.timestamp, memory_budget=1, result_entries=0)
-    eng.retire_seconds = 0
-    for date in ("2026-11-20", "2026-11-21", "2026-11-22"):
-        assert agg(eng, period="day", date=date)["visits"] >= 0
-    assert len(eng._cache) == 1  # only the last one: every table is over a 1-byte budget
-    assert Engine(storage).memory_budget > 0  # a quarter of the machine by default
-    eng.close()
-
-
-def test_a_period_asked_again_soon_after_eviction_is_taken_back(storage: LocalStorage) -> None:
-    eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
-    first = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21))
-    eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22))  # evicts the first
-    assert eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21)) is first  # not rebuilt
-    assert agg(eng, period="day", date="2026-11-20")["visits"] == 4
-    eng.close()
-
-
-def test_an_engine_reading_compacted_events_through_a_view_gives_the_same_answers(storage: LocalStorage) -> None:
+def test_compacted_days_are_answered_from_their_files_with_no_copy_in_memory(storage: LocalStorage) -> None:
     from traceglider.storage.compact import compact
 
     compact(storage)
-    kept, once = Engine(storage, clock=NOW.timestamp), Engine(storage, clock=NOW.timestamp, keep_events=False)
-    for prop in ("event:page", "visit:source", "event:name"):
-        q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "property": prop,
-                     "metrics": "visitors,pageviews,bounce_rate"}, NOW)
-        assert service.breakdown(once, q) == service.breakdown(kept, q)
-    assert agg(once, period="7d", date="2026-11-21", compare="previous_period") == agg(
-        kept, period="7d", date="2026-11-21", compare="previous_period")
-    views = once.fetch("SELECT count(*) FROM duckdb_views() WHERE NOT internal")[0][0]
-    assert views == 1  # the current period's events: a view over its files
-    kept.close()
-    once.close()
+    eng = Engine(storage, clock=NOW.timestamp, result_entries=0)
+    assert agg(eng, period="custom", date="2026-11-20,2026-11-21")["visits"] == 4
+    q = Q.parse({"site_id": SITE, "period": "custom", "date": "2026-11-20,2026-11-21",
+                 "property": "visit:country", "metrics": "visitors,visits"}, NOW)
+    assert service.breakdown(eng, q)["results"] == [{"country": "DE", "visitors": 2, "visits": 3},
+                                                    {"country": "FR", "visitors": 1, "visits": 1}]
+    assert table_names(eng) == set()  # read straight from the events and visits files
+    eng.close()
 
 
-def test_retired_periods_are_dropped_without_another_build(storage: LocalStorage) -> None:
-    eng = Engine(storage, clock=NOW.timestamp, cache_entries=1, result_entries=0)
-    eng.retire_seconds = 3600
-    first = eng.dataset(SITE, datetime(2026, 11, 20), datetime(2026, 11, 21))
-    second = eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22))  # retires the first
+def test_files_not_compacted_are_sessionised_once_and_new_files_replace_them(storage: LocalStorage) -> None:
+    eng = Engine(storage, clock=NOW.timestamp, result_entries=0, run_entries=1)
     eng.retire_seconds = 0
-    assert eng.dataset(SITE, datetime(2026, 11, 21), datetime(2026, 11, 22)) is second  # a cache hit
-    assert first.events_name not in table_names(eng) and second.events_name in table_names(eng)
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5
+    first = table_names(eng)
+    assert len(first) == 2  # the run's events and visits
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5
+    assert table_names(eng) == first  # not made again
+    write_rows(storage, [ev("d1", "D", us(20, 18, 0), "/new")], "batch-2")
+    eng._listing.clear()  # the listing is cached for a moment
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 6
+    eng._retire([])  # the old run, evicted, is dropped once no query may read it
+    assert len(table_names(eng)) == 2 and not table_names(eng) & first
     eng.close()
 
-
-def test_a_one_query_engine_drops_its_tables_for_raw_files_too(tmp_path) -> None:
-    storage = LocalStorage(tmp_path)
-    write_rows(storage, ROWS, "batch-1")  # not compacted: a table, not a view
-    eng = Engine(storage, clock=NOW.timestamp, keep_events=False)
-    assert agg(eng, period="day", date="2026-11-20")["visits"] == 4
-    eng.clear()
-    assert eng.fetch("SELECT count(*) FROM duckdb_tables()")[0][0] == 0
-    eng.close()

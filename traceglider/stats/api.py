@@ -42,7 +42,7 @@ def engine_for(settings: Settings, storage: Storage) -> Engine:
             memory = getattr(settings, "stats_memory_mb", None)
             workers = max(1, int(getattr(settings, "workers", 1) or 1))
             budget = memory << 20 if memory else memory_total() // 4 // workers
-            _ENGINES[id(storage)] = Engine(storage, s3_endpoint_url=getattr(settings, "s3_endpoint_url", None),
+            _ENGINES[id(storage)] = Engine(storage,
                                            memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
         return _ENGINES[id(storage)]
 

@@ -22,7 +22,7 @@ def _engine(settings: Settings, **options):  # type: ignore[no-untyped-def]
     from traceglider.stats.engine import Engine
     from traceglider.storage import open_storage
 
-    return Engine(open_storage(settings), s3_endpoint_url=settings.s3_endpoint_url, **options)
+    return Engine(open_storage(settings), **options)
 
 
 def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bool = False,
@@ -34,11 +34,8 @@ def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bo
     from traceglider.stats import service
 
     out = out or sys.stdout
-    # only what the figures below need is read: no event names, props or scroll depth,
-    # of the visit attributes only the source and the country, and the events of
-    # compacted days straight from the files (one query reads them)
-    engine = _engine(settings, attributes=("source", "country"),
-                     columns=("ts", "vh", "vkey", "type", "path", "src"), keep_events=False)
+    # every figure reads the files directly (only the columns it needs)
+    engine = _engine(settings)
     unknown = _unknown_site(engine, site)
     if unknown:
         engine.close()

@@ -1,8 +1,8 @@
-"""The metrics, with Plausible's definitions, as SQL over the two cached tables.
+"""The metrics, with Plausible's definitions, as SQL over the two relations of `sql.py`.
 
-`e` is the events table (one row per event_id, `ts` naive UTC, `vh` the visitor hash,
-`vkey` the visit); `v` is the visits table (one row per visit, recomputed with the
-30-minute inactivity rule, its attributes taken from its first pageview).
+`e` is an event (one row per event_id, `ts` its time, `vh` the visitor hash, `vkey`
+the visit); `v` is a visit (one row per visit, the 30-minute inactivity rule of
+`storage/visits_sql.py`, its attributes taken from its first pageview).
 
 - visitors: unique visitor ids with any event in the period (and filters).
 - visits: visits that started in the period.
@@ -20,32 +20,24 @@
 from __future__ import annotations
 
 INTERACTIONS = ("custom", "click", "form_submit")
-_INTER = "('custom','click','form_submit')"
+INTER_SQL = "('custom','click','form_submit')"
 
 EVENT_METRICS = {
     "visitors": "count(DISTINCT e.vh)",
     "pageviews": "count(*) FILTER (WHERE e.type = 'pageview')",
-    "events": f"count(*) FILTER (WHERE e.type = 'pageview' OR e.type IN {_INTER})",
+    "events": f"count(*) FILTER (WHERE e.type = 'pageview' OR e.type IN {INTER_SQL})",
 }
 VISIT_METRICS = {
     "visits": "count(*)",
-    "bounce_rate": "round(100.0 * avg(CASE WHEN v.pageviews <= 1 AND v.interactions = 0 "
-                   "THEN 1 ELSE 0 END))",
+    "bounce_rate": "round(100.0 * avg(CASE WHEN v.bounce THEN 1 ELSE 0 END))",
     "visit_duration": "round(avg(v.duration))",
     "views_per_visit": "round(sum(v.pageviews) / count(*), 2)",
 }
-# Visit-property breakdowns read everything from the visits table.
+# Visit-property breakdowns read everything from the visits (those started in the range).
 VISIT_TABLE_EVENT_METRICS = {
     "visitors": "count(DISTINCT v.vh)",
     "pageviews": "sum(v.pageviews)",
-    "events": "sum(v.pageviews + v.interactions)",
-}
-# The same, without event filters, from each visit's counts of the events inside the
-# period (the visits table also holds visits running into it or out of it).
-VISIT_PERIOD_METRICS = {
-    "visitors": "count(DISTINCT v.vh) FILTER (WHERE v.n_in > 0)",
-    "pageviews": "sum(v.pv_in)",
-    "events": "sum(v.ev_in)",
+    "events": "sum(v.events)",
 }
 PAGE_METRICS = {
     "scroll_depth": "round(avg(p.scroll))",

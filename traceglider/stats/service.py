@@ -1,4 +1,8 @@
-"""Stats answers in Plausible's shapes: query -> dataset -> SQL -> rows -> result."""
+"""Stats answers in Plausible's v1 shapes: one front end of the chain.
+
+A v1 `query.Query` becomes a `model.Question` (`question`), the engine plans and
+runs the SQL of `sql.py`, and the rows are shaped as Plausible answers them.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,37 @@ from traceglider.errors import BadRequest
 from traceglider.stats import metrics as M
 from traceglider.stats import sql as S
 from traceglider.stats.engine import Engine
+from traceglider.stats.model import Condition, Node, Question, all_of, without
 from traceglider.stats.query import Filter, Query, result_key
 
 SITE_CONFIG_PREFIX = "_sites/"
 MEASUREMENTS = ("engagement", "vital", "JS Error")
 GOALS_LIMIT = 50
+_V1_OPS = {"==": "is", "!=": "is_not", "~": "contains", "!~": "contains_not"}
 
 
-def _dataset(engine: Engine, q: Query, prop: str = "") -> Any:
-    """The cached tables, with the visit attributes only if a filter or `prop` needs them."""
-    attrs = S.has_visit_filters(q) or (prop.startswith("visit:") and prop not in S.SESSION_PROPERTIES)
-    return engine.dataset(q.site, q.start, q.end, attrs=attrs)
+def condition(f: Filter) -> Condition:
+    """A v1 filter as a condition: `==`/`!=` with a glob are wildcard matches, `~`/`!~`
+    case-insensitive contains."""
+    op = _V1_OPS[f.op]
+    if op in ("is", "is_not") and f.property != "event:goal" and any("*" in v for v in f.values):
+        # a value without `*` is itself as a glob
+        return Condition("matches_wildcard" + ("_not" if op == "is_not" else ""), f.property, f.values)
+    return Condition(op, f.property, f.values, case_insensitive=op.startswith("contains"))
 
 
-def _run(engine: Engine, q: Query, **kw: Any) -> tuple[list[tuple], Any]:
-    ds = _dataset(engine, q)
-    sql, params = S.aggregate(q, lambda: ds.events, ds.visits, **kw)
-    return engine.fetch(sql, params), ds
+def filters(q: Query) -> Node | None:
+    return all_of([condition(f) for f in q.filters])
+
+
+def question(q: Query, metrics: tuple[str, ...] | None = None, dimensions: tuple[str, ...] = (),
+             limit: int | None = None, offset: int = 0) -> Question:
+    return Question(q.site, q.start, q.end, metrics or q.metrics, dimensions, filters(q),
+                    limit=limit, offset=offset)
+
+
+def _aggregate_rows(engine: Engine, qn: Question) -> list[tuple]:
+    return engine.run(lambda r: S.aggregate(qn, r), qn)
 
 
 def _values(q: Query, engine: Engine) -> dict[str, int | float]:
@@ -35,13 +53,13 @@ def _values(q: Query, engine: Engine) -> dict[str, int | float]:
         needed.remove("conversion_rate")
         if "visitors" not in needed:
             needed.append("visitors")
-    base = Query(q.site, q.period, q.start, q.end, tuple(needed), None, q.filters)
-    rows, _ = _run(engine, base)
+    qn = question(q, tuple(needed))
+    rows = _aggregate_rows(engine, qn)
     out = {m: M.as_number(m, v) for m, v in zip(needed, rows[0], strict=True)}
     if "conversion_rate" in q.metrics:
-        total = _values(Query(q.site, q.period, q.start, q.end, ("visitors",), None,
-                              tuple(f for f in q.filters if f.property != "event:goal")), engine)
-        out["conversion_rate"] = round(100 * out["visitors"] / total["visitors"], 1) if total["visitors"] else 0.0
+        total = _aggregate_rows(engine, qn.with_metrics(("visitors",)).with_filters(without(qn.filters, "event:goal")))
+        visitors = M.as_number("visitors", total[0][0])
+        out["conversion_rate"] = round(100 * out["visitors"] / visitors, 1) if visitors else 0.0
     return {m: out[m] for m in q.metrics}
 
 
@@ -98,9 +116,8 @@ def timeseries(engine: Engine, q: Query) -> dict[str, Any]:
     if len(metrics) != len(q.metrics):
         raise BadRequest("conversion_rate is not available in a timeseries")
     unit = q.interval
-    qq = Query(q.site, q.period, q.start, q.end, metrics, None, q.filters, unit)
-    rows, _ = _run(engine, qq, dim=f"date_trunc('{unit}', e.ts)", vgroup=f"date_trunc('{unit}', v.start)",
-                   order="d")
+    qn = question(q, metrics, (f"time:{unit}",))
+    rows = _aggregate_rows(engine, qn)
     by_bucket = {row[0]: row[1:] for row in rows}
     fmt = _FORMATS[unit]
     results = []
@@ -118,24 +135,13 @@ def breakdown(engine: Engine, q: Query, goals: list[str] | None = None) -> dict[
     if prop == "event:goal":
         return {"results": goal_rows(engine, q, goals or site_goals(engine, q.site))}
     key = result_key(prop)
-    p = S.Params()
-    metrics = tuple(m for m in q.metrics if M.kind(m) != "derived")
-    qq = Query(q.site, q.period, q.start, q.end, metrics or ("visitors",), prop, q.filters)
-    ds = _dataset(engine, q, prop)
-    level = "event" if prop.startswith("event:") else "visit"
-    if level == "event":
-        dim = S.column(prop, "e", p)
-        sql, params = S.aggregate(qq, lambda: ds.events, ds.visits, dim=dim, limit=q.limit,
-                                  offset=(q.page - 1) * q.limit, params=p)
-    else:
-        vdim = S.column(prop, "v", p)
-        sql, params = S.aggregate(qq, lambda: ds.events, ds.visits, dim=vdim, vdim=vdim,
-                                  limit=q.limit, offset=(q.page - 1) * q.limit, params=p)
-    rows = engine.fetch(sql, params)
+    metrics = tuple(m for m in q.metrics if M.kind(m) != "derived") or ("visitors",)
+    qn = question(q, metrics, (prop,), limit=q.limit, offset=(q.page - 1) * q.limit)
+    rows = _aggregate_rows(engine, qn)
     results = []
     for row in rows:
         item: dict[str, Any] = {key: "(none)" if row[0] is None else row[0]}
-        for i, m in enumerate(qq.metrics):
+        for i, m in enumerate(metrics):
             item[m] = M.as_number(m, row[i + 1])
         results.append(item)
     if "conversion_rate" in q.metrics:
@@ -156,10 +162,8 @@ def realtime_visitors(engine: Engine, site: str) -> int:
     files = engine.files(site, since, now + timedelta(seconds=1))
     if not files:
         return 0
-    rows = engine.fetch(
-        "SELECT count(DISTINCT visitor_id) FROM read_parquet($files) "
-        "WHERE received_at::TIMESTAMP >= $since",
-        {"files": engine.uris([k for k, _ in files]), "since": since})
+    sql, params = S.realtime(engine.uris([k for k, _ in files]), since)
+    rows = engine.fetch(sql, params)
     return int(rows[0][0] or 0)
 
 
@@ -195,20 +199,8 @@ def goal_rows(engine: Engine, q: Query, goals: list[str]) -> list[dict[str, Any]
         goals = [n for n in names if n != "pageview"]
     if not goals:
         return []
-    ds = _dataset(engine, q)
-    p = S.Params()
-    rest = q.with_filters(tuple(f for f in q.filters if f.property != "event:goal"))
-    base = S.filtered_events(rest, p, ds.events, ds.visits)
-    # All visitors, then one pass grouped by visitor over the events matching a goal
-    # only: did they convert on each goal, and how often.
-    per, cols, conds = [], [S.total_visitors(rest, p, ds.events, ds.visits)], []
-    for i, g in enumerate(goals):
-        cond = S.goal_condition(g, "e", p)
-        conds.append(cond)
-        per += [f"bool_or({cond}) AS g{i}", f"count(*) FILTER (WHERE {cond}) AS n{i}"]
-        cols += [f"count(*) FILTER (WHERE g{i})", f"sum(n{i})"]
-    row = engine.fetch(f"WITH fe AS NOT MATERIALIZED ({base}) SELECT {', '.join(cols)} FROM (SELECT {', '.join(per)} "
-                       f"FROM fe e WHERE {' OR '.join(conds)} GROUP BY e.vh)", p.values)[0]
+    qn = question(q).with_filters(without(filters(q), "event:goal"))
+    row = engine.run(lambda r: S.goals(qn, r, goals), qn)[0]
     total = row[0] or 0
     out = []
     for i, g in enumerate(goals):
@@ -223,21 +215,8 @@ def funnel(engine: Engine, q: Query, steps: list[str]) -> dict[str, Any]:
     """Visitors reaching each step in order within one visit, with drop-off per step."""
     if not 2 <= len(steps) <= 8:
         raise BadRequest("A funnel has 2 to 8 steps")
-    ds = _dataset(engine, q)
-    p = S.Params()
-    base = S.filtered_events(q, p, ds.events, ds.visits)
-    conds = [S.goal_condition(s, "e", p) for s in steps]
-    # the steps are looked for only among the events matching one of them
-    flags = ", ".join(f"{c} AS c{i}" for i, c in enumerate(conds))
-    ctes = [f"fe AS NOT MATERIALIZED ({base})",  # read twice: inlined beats a copy
-            f"fs AS (SELECT e.vkey, e.vh, e.ts, {flags} FROM fe e WHERE {' OR '.join(conds)})",
-            "s0 AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e WHERE c0 GROUP BY e.vkey)"]
-    for i in range(1, len(steps)):
-        ctes.append(f"s{i} AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e "
-                    f"JOIN s{i - 1} s ON s.vkey = e.vkey AND e.ts >= s.t WHERE e.c{i} GROUP BY e.vkey)")
-    counts = ", ".join(f"(SELECT count(DISTINCT vh) FROM s{i})" for i in range(len(steps)))
-    row = engine.fetch(f"WITH {', '.join(ctes)} SELECT {S.total_visitors(q, p, ds.events, ds.visits)}, {counts}",
-                       p.values)[0]
+    qn = question(q)
+    row = engine.run(lambda r: S.funnel(qn, r, steps), qn)[0]
     total = int(row[0] or 0)
     result = []
     prev = None
@@ -255,21 +234,10 @@ def funnel(engine: Engine, q: Query, steps: list[str]) -> dict[str, Any]:
 
 def navigation(engine: Engine, q: Query, page: str, limit: int = 10) -> dict[str, Any]:
     """For one page: the page seen before it and the page seen after it in the same visit."""
-    ds = _dataset(engine, q)
-    p = S.Params()
-    base = S.filtered_events(q, p, ds.events, ds.visits)
-    page_param = p.add(page)
-    sql = (f"WITH fe AS ({base}), pv AS (SELECT e.vkey, e.ts, e.path FROM fe e WHERE e.type = 'pageview' "
-           f"AND e.vkey IN (SELECT vkey FROM fe WHERE type = 'pageview' AND path = {page_param})), "
-           f"seq AS (SELECT path, lag(path) OVER w AS prev, lead(path) OVER w AS next FROM pv "
-           f"WINDOW w AS (PARTITION BY vkey ORDER BY ts)) "
-           f"SELECT 'prev', coalesce(prev, '(entrance)') AS p, count(*) AS n FROM seq "
-           f"WHERE path = {page_param} GROUP BY p UNION ALL "
-           f"SELECT 'next', coalesce(next, '(exit)') AS p, count(*) AS n FROM seq "
-           f"WHERE path = {page_param} GROUP BY p")
-    rows = engine.fetch(sql, p.values)
+    qn = question(q)
+    rows = engine.run(lambda r: S.navigation(qn, r, page), qn)
     out: dict[str, Any] = {"page": page, "previous": [], "next": []}
-    for side, path, n in sorted(rows, key=lambda r: -r[2]):
+    for side, path, n in sorted(rows, key=lambda r: (-r[2], r[1])):
         target = out["previous" if side == "prev" else "next"]
         if len(target) < limit:
             target.append({"page": path, "pageviews": int(n)})
@@ -277,9 +245,5 @@ def navigation(engine: Engine, q: Query, page: str, limit: int = 10) -> dict[str
 
 
 def prop_keys(engine: Engine, q: Query, name: str) -> list[str]:
-    ds = _dataset(engine, q)
-    p = S.Params()
-    sql = (f"SELECT DISTINCT unnest(json_keys(props)) AS k FROM {ds.events} "
-           f"WHERE name = {p.add(name)} AND props IS NOT NULL AND ts >= {p.add(q.start)} "
-           f"AND ts < {p.add(q.end)} ORDER BY k LIMIT 30")
-    return [r[0] for r in engine.fetch(sql, p.values)]
+    qn = question(q)
+    return [r[0] for r in engine.run(lambda r: S.prop_keys(qn, r, name), qn)]

@@ -1,25 +1,54 @@
-"""SQL builder: a `Query` in, SQL text with named `$pN` parameters out.
+"""All stats SQL: a `model.Question` and the files that answer it in, SQL text with
+named `$pN` parameters out.
 
-Column names come only from the allowlists in `query.py`; every value a client sent
-is a bound parameter. Globs (`*` and `**`, both any characters, as Plausible has them
-today) become bound regular expressions.
+Two relations are defined at the top of every statement and read with DuckDB's
+projection and filter pushdown: `ev` (events: the compacted days' files, sorted by
+type, name and page so their filters skip row groups, and today's events sessionised
+while reading) and `vi` (visits: the visits files of those days and of the day before,
+and the visits of the days sessionised while reading). Column names come only from
+the allowlists here and in `query.py`/`metrics.py`; every value a client sent, and
+every stored value, is a bound parameter or stays in the data: nothing read from the
+files is ever formatted into SQL. Globs
+(`*` and `**`, both any characters, as Plausible has them today) become bound
+regular expressions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from traceglider import value_names
 from traceglider.errors import BadRequest
 from traceglider.stats import metrics as M
-from traceglider.stats.query import PROPERTIES, Filter, Query
+from traceglider.stats.model import TIME_DIMENSIONS, And, Condition, Node, Not, Or, Question
 
-EVENT_COLUMNS = {"path", "hostname", "name"}
-# Visit properties held by the sessions table (the others are visit attributes).
-SESSION_PROPERTIES = {"visit:entry_page", "visit:exit_page"}
+INTER = M.INTER_SQL
+# Property -> column of `ev` (event level) or of `vi` (visit level).
+EVENT_COLUMNS = {"event:page": "path", "event:hostname": "hostname", "event:name": "name"}
+VISIT_COLUMNS = {
+    "visit:entry_page": "entry_page", "visit:exit_page": "exit_page", "visit:source": "source",
+    "visit:referrer": "referrer", "visit:channel": "channel", "visit:utm_source": "utm_source",
+    "visit:utm_medium": "utm_medium", "visit:utm_campaign": "utm_campaign", "visit:utm_term": "utm_term",
+    "visit:utm_content": "utm_content", "visit:country": "country", "visit:region": "region", "visit:city": "city", "visit:city_name": "city_name",
+    "visit:device": "device_type", "visit:browser": "browser", "visit:browser_version": "browser_version",
+    "visit:os": "os", "visit:os_version": "os_version", "visit:screen": "screen", "visit:language": "language",
+    "visit:entry_page_hostname": "hostname",
+}
+_EVENT_SELECT = ("received_at AS ts, hash(visitor_id) AS vh, visit_id AS vkey, type, name, path, hostname, "
+                 f"CASE WHEN type IN {INTER} THEN props END AS props, scroll_depth, engagement_ms")
+_EVENT_NULLS = ("NULL::TIMESTAMPTZ AS ts, NULL::UBIGINT AS vh, NULL::BIGINT AS vkey, NULL::VARCHAR AS type, "
+                "NULL::VARCHAR AS name, NULL::VARCHAR AS path, NULL::VARCHAR AS hostname, NULL::VARCHAR AS props, "
+                "NULL::SMALLINT AS scroll_depth, NULL::BIGINT AS engagement_ms")
+VISIT_COLUMNS_READ = ("vkey", "vh", "start", "end", "duration", "entry_page", "exit_page", "hostname", "pageviews",
+                      "interactions", "events", "start_day_pageviews", "start_day_events", "engaged_ms", "bounce",
+                      "scroll_depth", "referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
+                      "utm_term", "utm_content", "country", "region", "city", "city_name", "device_type",
+                      "browser", "browser_version", "os", "os_version", "screen", "language")
+_VISIT_SELECT = "visit_id AS vkey, visitor_hash AS vh, " + ", ".join(
+    f'"{c}"' if c == "end" else c for c in VISIT_COLUMNS_READ[2:])
 
 
 @dataclass
@@ -27,10 +56,51 @@ class Params:
     values: dict[str, Any] = field(default_factory=dict)
 
     def add(self, value: Any) -> str:
+        if isinstance(value, datetime):  # the files hold UTC instants
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
         name = f"p{len(self.values)}"
         self.values[name] = value
         return "$" + name
 
+
+@dataclass(frozen=True)
+class Relations:
+    """What `ev` and `vi` are made of: file URIs and the tables of sessionised runs."""
+    event_files: tuple[str, ...] = ()
+    visit_files: tuple[str, ...] = ()
+    run_tables: tuple[tuple[str, str], ...] = ()  # (events table, visits table)
+
+
+def relations(r: Relations, p: Params) -> str:
+    """The `ev` and `vi` CTEs (inlined where they are read, so filters reach the scans)."""
+    ev = []
+    if r.event_files:
+        ev.append(f"SELECT {_EVENT_SELECT} FROM read_parquet({p.add(list(r.event_files))}, hive_partitioning = false)")
+    ev += [f"SELECT {_EVENT_SELECT} FROM {e}" for e, _ in r.run_tables]
+    vi = []
+    replaced = " UNION ALL ".join(f"SELECT visit_id FROM {v}" for _, v in r.run_tables)
+    if r.visit_files:
+        # a run's visits replace those of the compacted day before that it continued
+        where = f" WHERE visit_id NOT IN ({replaced})" if replaced else ""
+        vi.append(f"SELECT {_VISIT_SELECT} FROM read_parquet({p.add(list(r.visit_files))}, "
+                  f"hive_partitioning = false){where}")
+    vi += [f"SELECT {_VISIT_SELECT} FROM {v}" for _, v in r.run_tables]
+    if not ev:
+        ev.append(f"SELECT {_EVENT_NULLS} WHERE false")
+    if not vi:
+        vi.append("SELECT " + ", ".join(f'NULL::{_VISIT_TYPES.get(c, "VARCHAR")} AS "{c}"' for c in VISIT_COLUMNS_READ)
+                  + " WHERE false")
+    return (f"ev AS NOT MATERIALIZED ({' UNION ALL '.join(ev)}), "
+            f"vi AS NOT MATERIALIZED ({' UNION ALL '.join(vi)})")
+
+
+_VISIT_TYPES = {"vkey": "BIGINT", "vh": "BIGINT", "start": "TIMESTAMPTZ", "end": "TIMESTAMPTZ",
+                "duration": "DOUBLE", "pageviews": "INTEGER", "interactions": "INTEGER", "events": "INTEGER",
+                "start_day_pageviews": "INTEGER", "start_day_events": "INTEGER", "engaged_ms": "BIGINT",
+                "bounce": "BOOLEAN", "scroll_depth": "SMALLINT", "city": "INTEGER"}
+
+
+# -- conditions ---------------------------------------------------------------------
 
 def glob_regex(pattern: str) -> str:
     out = []
@@ -48,186 +118,343 @@ def glob_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def column(prop: str, alias: str, p: Params) -> str:
-    """The SQL expression of a property on table alias `e` (events) or `v` (visits)."""
-    if prop.startswith("event:props:"):
-        key = prop.removeprefix("event:props:")
-        return f"json_extract_string({alias}.props, {p.add('$.' + _json_key(key))})"
-    level, col = PROPERTIES[prop]
-    if level == "goal":
+def level(dimension: str) -> str:
+    """event, visit or time (a dimension); goal conditions are event level."""
+    if dimension in EVENT_COLUMNS or dimension.startswith("event:props:") or dimension == "event:goal":
+        return "event"
+    if dimension in VISIT_COLUMNS:
+        return "visit"
+    if dimension in TIME_DIMENSIONS:
+        return "time"
+    raise BadRequest(f"Invalid property '{dimension}'")
+
+
+def column(dimension: str, p: Params, alias: str | None = None) -> str:
+    """The SQL expression of a property on `e` (events) or `v` (visits)."""
+    if dimension.startswith("event:props:"):
+        key = dimension.removeprefix("event:props:")
+        return f"json_extract_string({alias or 'e'}.props, {p.add('$.' + _json_key(key))})"
+    if dimension in EVENT_COLUMNS:
+        return f"{alias or 'e'}.{EVENT_COLUMNS[dimension]}"
+    if dimension in VISIT_COLUMNS:  # old and new value names read as one
+        return value_names.read_sql(dimension, f"{alias or 'v'}.{VISIT_COLUMNS[dimension]}")
+    if dimension == "event:goal":
         raise BadRequest("event:goal can only be used in a breakdown or as a goal filter")
-    return value_names.read_sql(prop, f"{alias}.{col}")  # old and new value names read as one
+    raise BadRequest(f"Invalid property '{dimension}'")
 
 
 def _json_key(key: str) -> str:
-    return '"' + key.replace('"', "") + '"'
+    return '"' + key.replace('"', "").replace("\\", "") + '"'
 
 
-def match(expr: str, f: Filter, p: Params) -> str:
-    """One filter as a condition; `!=` and `!~` also match a missing value."""
+def condition(c: Condition, p: Params, alias: str) -> str:
+    """One leaf on `alias` (`e` or `v`); negations also match a missing value."""
+    if c.dimension == "event:goal":
+        alts = [goal_condition(g, alias, p) for g in c.values]
+        cond = "(" + " OR ".join(alts) + ")"
+        return f"NOT {cond}" if c.negated else cond
+    expr = column(c.dimension, p, alias)
+    base = c.op.removesuffix("_not")
+    ci = c.case_insensitive
+    if base == "is" and not ci and "" not in c.values:
+        # a plain comparison reaches the Parquet scan (row groups skipped by statistics)
+        values = ", ".join(p.add(v) for v in c.values)
+        cond = f"({expr} IN ({values}))" if len(c.values) > 1 else f"({expr} = {values})"
+        return f"NOT coalesce({cond}, false)" if c.negated else cond
     value = f"coalesce({expr}, '')"
+    if ci:
+        value = f"lower({value})"
     alts = []
-    for v in f.values:
-        if f.op in ("~", "!~"):
-            alts.append(f"contains(lower({value}), {p.add(v.lower())})")
-        elif "*" in v:
-            alts.append(f"regexp_full_match({value}, {p.add(glob_regex(v))})")
+    for v in c.values:
+        if base == "is":
+            alts.append(f"{value} = {p.add(v.lower() if ci else v)}")
+        elif base == "contains":
+            alts.append(f"contains({value}, {p.add(v.lower() if ci else v)})")
+        elif base == "matches":
+            alts.append(f"regexp_matches({value}, {p.add(v)}{', ' + p.add('i') if ci else ''})")
+        elif v == "**":
+            alts.append("true")
         else:
-            alts.append(f"{value} = {p.add(v)}")
+            alts.append(f"regexp_full_match({value}, {p.add(glob_regex(v))}{', ' + p.add('i') if ci else ''})")
     cond = "(" + " OR ".join(alts) + ")"
-    return f"NOT {cond}" if f.op.startswith("!") else cond
+    return f"NOT {cond}" if c.negated else cond
 
 
 def goal_condition(goal: str, alias: str, p: Params) -> str:
     """`Visit /path` (globs allowed) is a pageview goal; anything else an event name."""
     if goal.startswith("Visit "):
         path = goal.removeprefix("Visit ").strip()
-        f = Filter("event:page", "==", (path,))
-        return f"({alias}.type = 'pageview' AND {match(alias + '.path', f, p)})"
-    return f"({alias}.type IN ('custom','click','form_submit') AND {alias}.name = {p.add(goal)})"
+        if path == "**":
+            return f"({alias}.type = 'pageview')"
+        leaf = Condition("matches_wildcard" if "*" in path else "is", "event:page", (path,))
+        return f"({alias}.type = 'pageview' AND {condition(leaf, p, alias)})"
+    return f"({alias}.type IN {INTER} AND {alias}.name = {p.add(goal)})"
 
 
-def event_where(q: Query, p: Params, alias: str = "e") -> list[str]:
-    conds = [f"{alias}.ts >= {p.add(q.start)}", f"{alias}.ts < {p.add(q.end)}"]
-    for f in q.filters:
-        if f.property == "event:goal":
-            alts = " OR ".join(goal_condition(g, alias, p) for g in f.values)
-            conds.append(f"NOT ({alts})" if f.op.startswith("!") else f"({alts})")
-        elif f.level == "event":
-            conds.append(match(column(f.property, alias, p), f, p))
-    return conds
+def node_level(node: Node) -> str:
+    """event, visit, or mixed: the levels of a subtree's conditions."""
+    if isinstance(node, Condition):
+        return level(node.dimension)
+    children = [node.child] if isinstance(node, Not) else list(node.children)
+    levels = {node_level(c) for c in children}
+    return levels.pop() if len(levels) == 1 else "mixed"
 
 
-def visit_where(q: Query, p: Params, alias: str = "v", *, period: bool = True) -> list[str]:
-    conds = [f"{alias}.start >= {p.add(q.start)}", f"{alias}.start < {p.add(q.end)}"] if period else []
-    for f in q.filters:
-        if f.level == "visit":
-            conds.append(match(column(f.property, alias, p), f, p))
-    return conds
+def _native(node: Node, p: Params, alias: str) -> str:
+    if isinstance(node, Condition):
+        return condition(node, p, alias)
+    if isinstance(node, Not):
+        return f"NOT ({_native(node.child, p, alias)})"
+    joiner = " AND " if isinstance(node, And) else " OR "
+    return "(" + joiner.join(_native(c, p, alias) for c in node.children) + ")"
 
 
-def has_event_filters(q: Query) -> bool:
-    return any(f.level in ("event", "goal") for f in q.filters)
+def filter_sql(node: Node | None, side: str, q: Question, p: Params) -> list[str]:
+    """Conditions on `e` (side "event") or `v` (side "visit") for a filter tree. A
+    condition of the other level goes through the visit: an event passes a visit
+    condition when its visit does; a visit passes event conditions when one of its
+    events in the range passes them all (conditions of one level under one `and` are
+    one subquery: the same event must match)."""
+    if node is None:
+        return []
+    alias, other = ("e", "v") if side == "event" else ("v", "e")
+    lvl = node_level(node)
+    if lvl == side:
+        return [_native(node, p, alias)]
+    if lvl in ("event", "visit"):
+        return [_through(_native(node, p, other), side, q, p)]
+    if isinstance(node, And):
+        same = [c for c in node.children if node_level(c) == ("visit" if side == "visit" else "event")]
+        others = [c for c in node.children if node_level(c) not in (side, "mixed")]
+        mixed = [c for c in node.children if node_level(c) == "mixed"]
+        out = [_native(c, p, alias) for c in same]
+        if others:
+            out.append(_through(" AND ".join(_native(c, p, other) for c in others), side, q, p))
+        for c in mixed:
+            out += filter_sql(c, side, q, p)
+        return out
+    if isinstance(node, Or):
+        return ["(" + " OR ".join(" AND ".join(filter_sql(c, side, q, p)) for c in node.children) + ")"]
+    assert isinstance(node, Not)
+    return ["NOT (" + " AND ".join(filter_sql(node.child, side, q, p)) + ")"]
 
 
-def has_visit_filters(q: Query) -> bool:
-    return any(f.level == "visit" for f in q.filters)
+def _through(cond: str, side: str, q: Question, p: Params) -> str:
+    if side == "event":
+        return f"e.vkey IN (SELECT v.vkey FROM vi v WHERE {cond})"
+    return (f"v.vkey IN (SELECT e.vkey FROM ev e WHERE e.ts >= {p.add(q.start)} AND e.ts < {p.add(q.end)} "
+            f"AND {cond})")
 
 
-# The events table's name, or a function giving it: the engine stores a period's
-# events only when a query first reads them (see `Dataset.events`).
-Events = str | Callable[[], str]
+def has_event_conditions(node: Node | None) -> bool:
+    return node is not None and node_level(node) != "visit"
 
 
-def _name(events: Events) -> str:
-    return events() if callable(events) else events
+def filtered_events(q: Question, p: Params) -> str:
+    conds = [f"e.ts >= {p.add(q.start)}", f"e.ts < {p.add(q.end)}", *filter_sql(q.filters, "event", q, p)]
+    return f"SELECT e.* FROM ev e WHERE {' AND '.join(conds)}"
 
 
-def filtered_events(q: Query, p: Params, events: Events, visits: str) -> str:
-    """Events of the period passing all filters (visit filters through their visit)."""
-    events = _name(events)
-    conds = event_where(q, p)
-    if has_visit_filters(q):
-        vconds = visit_where(q, p, "v", period=False)
-        conds.append(f"e.vkey IN (SELECT v.vkey FROM {visits} v WHERE {' AND '.join(vconds)})")
-    return f"SELECT * FROM {events} e WHERE {' AND '.join(conds)}"
+def filtered_visits(q: Question, p: Params) -> str:
+    """Visits started in the range, passing the filters."""
+    conds = [f"v.start >= {p.add(q.start)}", f"v.start < {p.add(q.end)}", *filter_sql(q.filters, "visit", q, p)]
+    return f"SELECT v.* FROM vi v WHERE {' AND '.join(conds)}"
 
 
-def _where(conds: list[str]) -> str:
-    return f" WHERE {' AND '.join(conds)}" if conds else ""
+def _visit_conditions_only(q: Question, p: Params) -> list[str]:
+    return filter_sql(q.filters, "visit", q, p)
 
 
-def total_visitors(q: Query, p: Params, events: Events, visits: str) -> str:
-    """A scalar subquery: unique visitors of the period passing the filters. Without
-    event filters, from the visits table (each visit knows whether it had an event in
-    the period): a sixth of the rows of the events table."""
-    if has_event_filters(q):
-        return f"(SELECT count(DISTINCT e.vh) FROM ({filtered_events(q, p, events, visits)}) e)"
-    return (f"(SELECT {M.VISIT_PERIOD_METRICS['visitors']} FROM {visits} v"
-            f"{_where(visit_where(q, p, 'v', period=False))})")
+def _period_metrics(q: Question, p: Params) -> dict[str, str]:
+    """Visitors, pageviews and events of the range from the visits alone: a visit has
+    events in a day-aligned range when it overlaps it; those dated by the visit's start
+    day (`start_day_*`) tell apart its events on either side of a midnight."""
+    s, e = p.add(q.start), p.add(q.end)
+    inside = f'v.start < {e} AND v."end" >= {s}'
+
+    def part(total: str, first_day: str) -> str:
+        return (f"sum(CASE WHEN NOT ({inside}) THEN 0 WHEN v.start >= {s} THEN "
+                f'(CASE WHEN v."end" < {e} THEN v.{total} ELSE v.{first_day} END) '
+                f"ELSE v.{total} - v.{first_day} END)")
+    return {"visitors": f"count(DISTINCT v.vh) FILTER (WHERE {inside})",
+            "pageviews": part("pageviews", "start_day_pageviews"),
+            "events": part("events", "start_day_events")}
 
 
-def filtered_visits(q: Query, p: Params, events: Events, visits: str) -> str:
-    """Visits started in the period passing visit filters and holding a matching event."""
-    conds = visit_where(q, p)
-    if has_event_filters(q):
-        econds = event_where(q.with_filters(tuple(f for f in q.filters if f.level != "visit")), p)
-        conds.append(f"v.vkey IN (SELECT e.vkey FROM {_name(events)} e WHERE {' AND '.join(econds)})")
-    return f"SELECT * FROM {visits} v WHERE {' AND '.join(conds)}"
+def _select(metrics: dict[str, str], wanted: list[str]) -> str:
+    return ", ".join(f"{metrics[m]} AS {m}" for m in wanted)
 
 
-_FE = "FROM fe e"  # the filtered events, as the parts below read them
+def _dim_expr(dim: str, alias: str, p: Params) -> str:
+    if dim in TIME_DIMENSIONS:
+        col = "e.ts" if alias == "e" else "v.start"
+        return f"date_trunc('{TIME_DIMENSIONS[dim]}', {col})::TIMESTAMP"
+    return column(dim, p, alias)
 
 
-def _select(metrics: dict[str, str], wanted: tuple[str, ...]) -> str:
-    return ", ".join(f"{metrics[m]} AS {m}" for m in wanted if m in metrics)
+def aggregate(q: Question, r: Relations, p: Params | None = None) -> tuple[str, dict[str, Any]]:
+    """One statement computing q.metrics (those of metrics.kind event, visit, page),
+    grouped by q.dimensions (`d0`, `d1`, ... first in each row)."""
+    p = p or Params()
+    wanted = [m for m in q.metrics if M.kind(m) != "derived"]
+    if not wanted:
+        raise BadRequest("No metric to compute")
+    dims = list(q.dimensions)
+    levels = {level(d) for d in dims}
+    names = [f"d{i}" for i in range(len(dims))]
+    sel_d = "".join(f"{n}, " for n in names)
+    by = f" GROUP BY {', '.join(names)}" if dims else ""
+    head = relations(r, p)
+    ctes: list[str] = []
+    parts: list[tuple[str, str]] = []
+    uses_fe = False
 
+    def event_dims() -> str:  # the dimensions on events (a visit's through its visit)
+        return "".join(f"{_dim_expr(d, 'v' if level(d) == 'visit' else 'e', p)} AS {n}, "
+                       for d, n in zip(dims, names, strict=True))
 
-def aggregate(q: Query, events: Events, visits: str, dim: str | None = None,
-              vdim: str | None = None, vgroup: str | None = None, order: str = "visitors",
-              limit: int | None = None, offset: int = 0,
-              params: Params | None = None) -> tuple[str, dict[str, Any]]:
-    """One statement computing q.metrics, grouped by `dim` (on events `e`) and `vdim` (on
-    visits `v`) when given. Event dims see visit metrics through their visits."""
-    p = params or Params()  # shared when `dim` already holds parameters
-    wanted = q.metrics
+    need_vjoin = "visit" in levels and bool(levels - {"visit"})
+    fe_from = "FROM fe e LEFT JOIN vi v ON v.vkey = e.vkey" if need_vjoin else "FROM fe e"
     want_event = [m for m in wanted if M.kind(m) == "event"]
     want_visit = [m for m in wanted if M.kind(m) == "visit"]
     want_page = [m for m in wanted if M.kind(m) == "page"]
-    group = dim is not None
-    d_e = f"{dim} AS d, " if group else ""
-    by = " GROUP BY d" if group else ""
-    ctes = []
-    parts = []
     if want_event:
-        if vdim is not None:  # visit property: the visits table answers
-            ctes.append(f"fv0 AS ({filtered_visits(q, p, events, visits)})")
-            parts.append(("em", f"SELECT {vdim} AS d, {_select(M.VISIT_TABLE_EVENT_METRICS, tuple(want_event))} "
-                                f"FROM fv0 v GROUP BY d"))
-        elif not group and not has_event_filters(q):  # the visits' counts of the period's events
-            parts.append(("em", f"SELECT {_select(M.VISIT_PERIOD_METRICS, tuple(want_event))} "
-                                f"FROM {visits} v{_where(visit_where(q, p, 'v', period=False))}"))
+        if dims and levels == {"visit"}:  # a visit property: the visits answer
+            ctes.append(f"fv0 AS ({filtered_visits(q, p)})")
+            vd = "".join(f"{_dim_expr(d, 'v', p)} AS {n}, " for d, n in zip(dims, names, strict=True))
+            parts.append(("em", f"SELECT {vd}{_select(M.VISIT_TABLE_EVENT_METRICS, want_event)} FROM fv0 v{by}"))
+        elif not dims and q.day_aligned and not has_event_conditions(q.filters):
+            where = _visit_conditions_only(q, p)
+            parts.append(("em", f"SELECT {_select(_period_metrics(q, p), want_event)} FROM vi v"
+                                + (f" WHERE {' AND '.join(where)}" if where else "")))
         else:
-            parts.append(("em", f"SELECT {d_e}{_select(M.EVENT_METRICS, tuple(want_event))} {_FE}{by}"))
+            uses_fe = True
+            parts.append(("em", f"SELECT {event_dims()}{_select(M.EVENT_METRICS, want_event)} {fe_from}{by}"))
     if want_visit:
-        ctes.append(f"fv AS ({filtered_visits(q, p, events, visits)})")
-        if vdim is not None:
-            parts.append(("vm", f"SELECT {vdim} AS d, {_select(M.VISIT_METRICS, tuple(want_visit))} "
-                                f"FROM fv v GROUP BY d"))
-        elif vgroup is not None:  # time buckets: a visit belongs to the bucket it began in
-            parts.append(("vm", f"SELECT {vgroup} AS d, {_select(M.VISIT_METRICS, tuple(want_visit))} "
-                                f"FROM fv v GROUP BY d"))
-        elif group:
-            parts.append(("vm", f"SELECT x.d, {_select(M.VISIT_METRICS, tuple(want_visit))} FROM "
-                                f"(SELECT DISTINCT {dim} AS d, e.vkey {_FE}) x "
-                                f"JOIN fv v ON v.vkey = x.vkey GROUP BY x.d"))
+        ctes.append(f"fv AS ({filtered_visits(q, p)})")
+        if levels <= {"visit", "time"}:  # a visit belongs to the bucket it began in
+            vd = "".join(f"{_dim_expr(d, 'v', p)} AS {n}, " for d, n in zip(dims, names, strict=True))
+            parts.append(("vm", f"SELECT {vd}{_select(M.VISIT_METRICS, want_visit)} FROM fv v{by}"))
         else:
-            parts.append(("vm", f"SELECT {_select(M.VISIT_METRICS, tuple(want_visit))} FROM fv v"))
+            uses_fe = True
+            xd = ", ".join(f"x.{n}" for n in names)
+            parts.append(("vm", f"SELECT {xd}, {_select(M.VISIT_METRICS, want_visit)} FROM "
+                                f"(SELECT DISTINCT {event_dims()}e.vkey {fe_from}) x "
+                                f"JOIN fv v ON v.vkey = x.vkey GROUP BY {xd}"))
     if want_page:
-        if vdim is not None:
+        if "visit" in levels:
             raise BadRequest("scroll_depth and time_on_page can only be broken down by an "
                              "event property, such as event:page")
-        pd = f"{dim} AS d, " if group else ""
-        pgroup = "d, e.vkey, e.path" if group else "e.vkey, e.path"
-        parts.append(("pm", f"SELECT {'d, ' if group else ''}{_select(M.PAGE_METRICS, tuple(want_page))} FROM "
-                            f"(SELECT {pd}max(e.scroll_depth) AS scroll, sum(e.engagement_ms) AS engaged "
-                            f"{_FE} WHERE e.type = 'engagement' GROUP BY {pgroup}) p{by}"))
-    if not parts:
-        raise BadRequest("No metric to compute")
-    if any(_FE in sql for _, sql in parts):  # the events table is read only when needed
-        ctes.insert(0, f"fe AS ({filtered_events(q, p, events, visits)})")
+        uses_fe = True
+        pgroup = ", ".join([*names, "e.vkey", "e.path"])
+        parts.append(("pm", f"SELECT {sel_d}{_select(M.PAGE_METRICS, want_page)} FROM "
+                            f"(SELECT {event_dims()}max(e.scroll_depth) AS scroll, sum(e.engagement_ms) AS engaged "
+                            f"FROM fe e WHERE e.type = 'engagement' GROUP BY {pgroup}) p{by}"))
+    if uses_fe:
+        ctes.insert(0, f"fe AS NOT MATERIALIZED ({filtered_events(q, p)})")
     ctes += [f"{name} AS ({sql})" for name, sql in parts]
-    names = [name for name, _ in parts]
-    cols = ", ".join(f"{m}" for m in wanted if M.kind(m) != "derived")
-    if group:
-        join = names[0]
-        for name in names[1:]:
-            join += f" FULL OUTER JOIN {name} USING (d)"
-        order_metric = order if order in wanted and M.kind(order) != "derived" else wanted[0]
-        tail = f" ORDER BY {order_metric} DESC NULLS LAST, d"
-        if limit is not None:
-            tail += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        sql = f"WITH {', '.join(ctes)} SELECT d, {cols} FROM {join}{tail}"
-    else:
-        sql = f"WITH {', '.join(ctes)} SELECT {cols} FROM {', '.join(names)}"
+    cols = ", ".join(wanted)
+    if not dims:
+        sql = f"WITH {head}, {', '.join(ctes)} SELECT {cols} FROM {', '.join(n for n, _ in parts)}"
+        return sql, p.values
+    first = parts[0][0]
+    join = first
+    for name, _ in parts[1:]:
+        join += f" FULL OUTER JOIN {name} ON " + " AND ".join(
+            f"{name}.{n} IS NOT DISTINCT FROM {first}.{n}" for n in names)
+    keys = ", ".join(f"coalesce({', '.join(f'{x}.{n}' for x, _ in parts)}) AS {n}" for n in names)
+    sql = f"WITH {head}, {', '.join(ctes)} SELECT {keys}, {cols} FROM {join}{_order(q, wanted, names)}"
+    if q.limit is not None:
+        sql += f" LIMIT {int(q.limit)} OFFSET {int(q.offset)}"
     return sql, p.values
+
+
+def _order(q: Question, wanted: list[str], names: list[str]) -> str:
+    terms = []
+    for key, direction in q.order_by:
+        d = "ASC" if direction == "asc" else "DESC"
+        if key in wanted:
+            terms.append(f"{key} {d} NULLS LAST")
+        elif key in q.dimensions:
+            terms.append(f"{names[q.dimensions.index(key)]} {d}")
+        else:
+            raise BadRequest(f"Cannot order by '{key}': it is neither a metric nor a dimension of the query")
+    if not terms:
+        first = "visitors" if "visitors" in wanted else wanted[0]
+        terms.append(f"{first} DESC NULLS LAST")
+    return " ORDER BY " + ", ".join(terms + names)
+
+
+# -- goals, funnels, navigation, custom event props ----------------------------------
+
+def total_visitors(q: Question, p: Params) -> str:
+    """A scalar subquery: unique visitors of the range passing the filters."""
+    if has_event_conditions(q.filters) or not q.day_aligned:
+        return "(SELECT count(DISTINCT e.vh) FROM fe e)"
+    where = _visit_conditions_only(q, p)
+    return (f"(SELECT {_period_metrics(q, p)['visitors']} FROM vi v"
+            + (f" WHERE {' AND '.join(where)}" if where else "") + ")")
+
+
+def goals(q: Question, r: Relations, goal_list: list[str]) -> tuple[str, dict[str, Any]]:
+    """All visitors, then for each goal: converted visitors and conversions (one pass
+    grouped by visitor over the events matching a goal)."""
+    p = Params()
+    head = relations(r, p)
+    base = filtered_events(q, p)
+    per, cols, conds = [], [total_visitors(q, p)], []
+    for i, g in enumerate(goal_list):
+        cond = goal_condition(g, "e", p)
+        conds.append(cond)
+        per += [f"bool_or({cond}) AS g{i}", f"count(*) FILTER (WHERE {cond}) AS n{i}"]
+        cols += [f"count(*) FILTER (WHERE g{i})", f"sum(n{i})"]
+    return (f"WITH {head}, fe AS NOT MATERIALIZED ({base}) SELECT {', '.join(cols)} FROM (SELECT {', '.join(per)} "
+            f"FROM fe e WHERE {' OR '.join(conds)} GROUP BY e.vh)", p.values)
+
+
+def funnel(q: Question, r: Relations, steps: list[str]) -> tuple[str, dict[str, Any]]:
+    """Visitors reaching each step in order within one visit; the first column is all
+    visitors of the range."""
+    p = Params()
+    head = relations(r, p)
+    base = filtered_events(q, p)
+    conds = [goal_condition(s, "e", p) for s in steps]
+    flags = ", ".join(f"{c} AS c{i}" for i, c in enumerate(conds))
+    ctes = [f"fe AS NOT MATERIALIZED ({base})",
+            f"fs AS (SELECT e.vkey, e.vh, e.ts, {flags} FROM fe e WHERE {' OR '.join(conds)})",
+            "s0 AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e WHERE c0 GROUP BY e.vkey)"]
+    for i in range(1, len(steps)):
+        ctes.append(f"s{i} AS (SELECT e.vkey, any_value(e.vh) AS vh, min(e.ts) AS t FROM fs e "
+                    f"JOIN s{i - 1} s ON s.vkey = e.vkey AND e.ts >= s.t WHERE e.c{i} GROUP BY e.vkey)")
+    counts = ", ".join(f"(SELECT count(DISTINCT vh) FROM s{i})" for i in range(len(steps)))
+    return f"WITH {head}, {', '.join(ctes)} SELECT {total_visitors(q, p)}, {counts}", p.values
+
+
+def navigation(q: Question, r: Relations, page: str) -> tuple[str, dict[str, Any]]:
+    """(side, page, pageviews): the page seen before `page` and the one after it."""
+    p = Params()
+    head = relations(r, p)
+    base = filtered_events(q, p)
+    at = p.add(page)
+    return (f"WITH {head}, fe AS ({base}), pv AS (SELECT e.vkey, e.ts, e.path FROM fe e WHERE e.type = 'pageview' "
+            f"AND e.vkey IN (SELECT vkey FROM fe WHERE type = 'pageview' AND path = {at})), "
+            f"seq AS (SELECT path, lag(path) OVER w AS prev, lead(path) OVER w AS next FROM pv "
+            f"WINDOW w AS (PARTITION BY vkey ORDER BY ts)) "
+            f"SELECT 'prev', coalesce(prev, '(entrance)') AS p, count(*) AS n FROM seq "
+            f"WHERE path = {at} GROUP BY p UNION ALL "
+            f"SELECT 'next', coalesce(next, '(exit)') AS p, count(*) AS n FROM seq "
+            f"WHERE path = {at} GROUP BY p", p.values)
+
+
+def prop_keys(q: Question, r: Relations, name: str, limit: int = 30) -> tuple[str, dict[str, Any]]:
+    p = Params()
+    head = relations(r, p)
+    return (f"WITH {head} SELECT DISTINCT unnest(json_keys(e.props)) AS k FROM ev e "
+            f"WHERE e.name = {p.add(name)} AND e.props IS NOT NULL AND e.ts >= {p.add(q.start)} "
+            f"AND e.ts < {p.add(q.end)} ORDER BY k LIMIT {int(limit)}", p.values)
+
+
+def realtime(files: list[str], since: datetime) -> tuple[str, dict[str, Any]]:
+    p = Params()
+    return (f"SELECT count(DISTINCT visitor_id) FROM read_parquet({p.add(files)}, union_by_name = true, "
+            f"hive_partitioning = false) WHERE received_at >= {p.add(since)}", p.values)

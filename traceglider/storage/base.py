@@ -38,3 +38,6 @@ class Storage(Protocol):
 
     def duckdb_uri(self, key: str) -> str:
         """The path or URL under which DuckDB reads `key` (globs allowed)."""
+
+    def duckdb_secret(self) -> dict[str, str] | None:
+        """Options of the DuckDB S3 secret that reads these URIs (None: local paths)."""

@@ -15,45 +15,63 @@ current `<tail>`; when D-1 changes later (late files, recompaction), D is recomp
 by the next `compact` (dates run in ascending order, and compacting D first brings
 D-1 up to date), and the stats engine recomputes D's visits until then.
 
+Compaction also writes the visits dataset (`visits/site=S/date=D/vv-<digest>-<next>-
+<n>.parquet`, one row per visit dated by its start, `storage/visits_sql.py`): the
+visits of D's events group `<digest>`, made whole with the events of D+1 when D+1 is
+compacted and continues from D (`<next>` is its digest). Compacting D also rewrites
+D-1's visits, so that the visits running over midnight into D are whole there.
+
+Everything streams through DuckDB (read, deduplicate, sessionise, sort, write Parquet
+to a local temporary file, which is then stored), held to `MEMORY_LIMIT` and spilling
+to disk beyond it: a day of millions of events compacts in bounded memory.
+
 Safe to kill at any moment: the merged files are written (under names derived from
 their inputs) before any input is deleted, readers count each event_id once, so a
-half-done run shows every event exactly once and a rerun finishes the job.
+half-done run shows every event exactly once and a rerun finishes the job. A date
+whose visits files are not one group made from its events is sessionised again by
+the readers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date as Date
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from traceglider.schema import COMPACTED_SCHEMA, FILE_SCHEMA
+from traceglider.storage import visits_sql as V
 from traceglider.storage.base import Storage
 from traceglider.storage.layout import (
     NO_CARRY,
-    VISIT_ID_SQL,
+    NO_NEXT,
     VISIT_TIMEOUT_MINUTES,
     compacted_group,
     object_key,
     parse_key,
+    parse_visits_key,
     partition_prefix,
     previous_date,
-    up_to_date,
+    visits_group,
+    visits_key,
+    visits_prefix,
+    visits_up_to_date,
 )
 from traceglider.storage.lock import WAIT_SECONDS, maintenance
-from traceglider.storage.parquet import (
-    dedupe,
-    list_partitions,
-    read_table,
-    table_to_bytes,
-)
+from traceglider.storage.parquet import list_partitions
 
 ROWS_PER_FILE = 2_000_000
-SESSION_GAP_US = VISIT_TIMEOUT_MINUTES * 60 * 1_000_000
-_TAIL_COLUMNS = ["event_id", "visitor_id", "received_at", "visit_id"]
+# Row groups small enough that DuckDB skips most of a day by their statistics when a
+# query filters on the sort keys (type, name, page; a visit's country, source, device).
+EVENT_ROW_GROUP = 50_000
+VISIT_ROW_GROUP = 20_000
+EVENT_ORDER = "type, name, path, received_at, event_id"
+VISIT_ORDER = "country, source, device_type, start, visit_id"
+MEMORY_LIMIT = 512 << 20  # DuckDB's share; it spills beyond it
+GAP = timedelta(minutes=VISIT_TIMEOUT_MINUTES)
 
 
 @dataclass
@@ -66,87 +84,124 @@ class CompactionResult:
     rows_after: int
 
 
-def carry_rows(storage: Storage, previous_keys: list[str], date: str) -> pa.Table:
-    """Events of the last 30 minutes before `date` (from D-1's compacted files)."""
-    start_us = _midnight_us(date) - SESSION_GAP_US
-    tables = []
-    for key in previous_keys:
-        table = read_table(storage, key, COMPACTED_SCHEMA).select(_TAIL_COLUMNS)
-        ts = pc.cast(table.column("received_at"), pa.int64())
-        tables.append(table.filter(pc.greater_equal(ts, start_us)))
-    if not tables:
-        return COMPACTED_SCHEMA.empty_table().select(_TAIL_COLUMNS)
-    return pa.concat_tables(tables)
-
-
-def _midnight_us(date: str) -> int:
-    return (Date.fromisoformat(date).toordinal() - Date(1970, 1, 1).toordinal()) * 86_400_000_000
-
-
-def _tag(table: pa.Table) -> str:
-    """A digest of rows (in the given order) of the tail columns."""
-    h = hashlib.sha256()
-    for column in _TAIL_COLUMNS:
-        h.update(repr(table.column(column).to_pylist()).encode())
-    return h.hexdigest()[:12]
-
-
-def visit_ids(merged: pa.Table, carry: pa.Table) -> pa.Array:
-    """The visit id of every row of `merged` (sorted by received_at), continuing the
-    visits of `carry` (D-1's last 30 minutes, with their ids)."""
-    from traceglider.memory import open_duckdb
-
-    con = open_duckdb()
-    try:
-        con.register("m", merged.select(["visitor_id", "received_at"]).append_column(
-            "i", pa.array(range(merged.num_rows), pa.int64())))
-        con.register("c", carry.select(["visitor_id", "received_at", "visit_id"]))
-        first = VISIT_ID_SQL.format(v="v", t="ts")
-        sql = f"""
-        WITH u AS (SELECT i, visitor_id AS v, received_at AS ts, NULL::BIGINT AS cid FROM m
-                   UNION ALL SELECT -1, visitor_id, received_at, visit_id FROM c),
-        g AS (SELECT *, CASE WHEN ts - lag(ts) OVER w <= INTERVAL {VISIT_TIMEOUT_MINUTES} MINUTE
-                        THEN 0 ELSE 1 END AS new
-              FROM u WINDOW w AS (PARTITION BY v ORDER BY ts, i)),
-        r AS (SELECT *, sum(new) OVER (PARTITION BY v ORDER BY ts, i ROWS UNBOUNDED PRECEDING) AS run
-              FROM g),
-        k AS (SELECT i, first_value(CASE WHEN cid IS NOT NULL THEN cid WHEN new = 1 THEN {first} END)
-                        OVER (PARTITION BY v, run ORDER BY ts, i) AS visit_id FROM r)
-        SELECT visit_id FROM k WHERE i >= 0 ORDER BY i"""
-        res = con.execute(sql)
-        table = res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()
-        return table.column(0).combine_chunks()
-    finally:
-        con.close()
+def _midnight(date: str) -> datetime:
+    return datetime.fromisoformat(date).replace(tzinfo=UTC)
 
 
 def compact_partition(storage: Storage, site: str, date: str, keys: list[str],
-                      previous_keys: list[str] | None = None) -> CompactionResult:
+                      previous_keys: list[str] | None = None, next_keys: list[str] | None = None,
+                      previous_visits: list[str] | None = None,
+                      visit_keys: list[str] | None = None) -> CompactionResult:
     """Merge `keys` (all files of the partition) into compacted files with visit ids,
-    continuing the visits of `previous_keys` (D-1's compacted files)."""
+    continuing the visits of `previous_keys` (D-1's compacted files); write D's visits
+    and rewrite D-1's (`previous_visits`) for the visits running into D."""
+    from traceglider.storage.duck import connect
+
     before = compacted_group(previous_keys or [])
-    carry = carry_rows(storage, previous_keys if before and previous_keys else [], date)
     carry_tag = before.tail if before else NO_CARRY
-    tables = [read_table(storage, key) for key in keys]
-    merged = pa.concat_tables(tables) if tables else FILE_SCHEMA.empty_table()
-    rows_before = merged.num_rows
-    merged = dedupe(merged)
-    if carry.num_rows:  # a retry delivered just after midnight is the same event
-        merged = merged.filter(pc.invert(pc.is_in(merged.column("event_id"), carry.column("event_id"))))
-    merged = merged.take(pc.sort_indices(merged, sort_keys=[("received_at", "ascending"),
-                                                            ("event_id", "ascending")]))
-    merged = merged.append_column("visit_id", visit_ids(merged, carry))
-    ts = pc.cast(merged.column("received_at"), pa.int64())
-    tail = merged.filter(pc.greater_equal(ts, _midnight_us(date) + 86_400_000_000 - SESSION_GAP_US))
+    midnight, next_midnight = _midnight(date), _midnight(date) + timedelta(days=1)
     digest = hashlib.sha256("\n".join([*sorted(keys), carry_tag]).encode()).hexdigest()[:20]
-    written = []
-    for part, start in enumerate(range(0, max(merged.num_rows, 1), ROWS_PER_FILE)):
-        chunk = merged.slice(start, ROWS_PER_FILE)
-        key = object_key(site, date, f"cv-{digest}-{carry_tag}-{_tag(tail)}-{part}")
-        storage.put(key, table_to_bytes(chunk, COMPACTED_SCHEMA), if_absent=True)
-        written.append(key)
-    storage.delete([key for key in keys if key not in written])
-    return CompactionResult(site, date, len(keys), len(written), rows_before, merged.num_rows)
+    work = tempfile.mkdtemp(prefix="traceglider-compact-")
+    con = connect(storage, MEMORY_LIMIT)
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        V.scan(con, "raw", [storage.duckdb_uri(k) for k in keys])
+        V.define_carry(con, [storage.duckdb_uri(k) for k in previous_keys or []] if before else [], midnight - GAP)
+        con.execute(f"CREATE TEMP TABLE keys AS {V.keys_sql()}")
+        rows_before = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+        kept = ("SELECT r.event_id, r.visitor_id, r.received_at, k.visit_id FROM raw r "
+                "JOIN keys k ON k.rid = r.rid")
+        tail = con.execute(V.tail_tag_sql(kept), {"tail_since": next_midnight - GAP}).fetchone()[0]
+        following = compacted_group(next_keys or [])
+        continued = following is not None and following.carry == tail
+        V.define_next(con, [storage.duckdb_uri(k) for k in next_keys or []] if continued else [], next_midnight - GAP)
+        next_digest = following.digest if continued and following else NO_NEXT
+        events = (f"SELECT {', '.join('r.' + c for c in _file_columns())}, k.visit_id FROM raw r "
+                  f"JOIN keys k ON k.rid = r.rid ORDER BY {EVENT_ORDER}")
+        rows_after = _copy(con, events, f"{work}/events.parquet", EVENT_ROW_GROUP)
+        con.execute(f"CREATE TEMP TABLE new_visits AS {V.visits_sql(V.rows_sql('keys'))}")
+        _copy(con, f"SELECT * FROM new_visits WHERE start >= $m ORDER BY {VISIT_ORDER}",
+              f"{work}/visits.parquet", VISIT_ROW_GROUP, {"m": midnight})
+        rewrite_previous = bool(before and previous_visits and visits_group(previous_visits))
+        if rewrite_previous:
+            prev = "[" + ", ".join(V.quote(storage.duckdb_uri(k)) for k in previous_visits or []) + "]"
+            _copy(con, f"""SELECT * FROM (
+                SELECT * FROM read_parquet({prev}, hive_partitioning = false)
+                WHERE visit_id NOT IN (SELECT visit_id FROM new_visits WHERE start < $m)
+                UNION ALL SELECT * FROM new_visits WHERE start < $m) ORDER BY {VISIT_ORDER}""",
+                  f"{work}/previous.parquet", VISIT_ROW_GROUP, {"m": midnight})
+    finally:
+        con.close()
+    try:
+        written = _store(storage, f"{work}/events.parquet",
+                         lambda n: object_key(site, date, f"cv-{digest}-{carry_tag}-{tail}-{n}"))
+        new_visits = _store(storage, f"{work}/visits.parquet",
+                            lambda n: visits_key(site, date, f"vv-{digest}-{next_digest}-{n}"))
+        replaced_previous: list[str] = []
+        if rewrite_previous and before:
+            day = previous_date(date)
+            replaced_previous = _store(storage, f"{work}/previous.parquet",
+                                       lambda n: visits_key(site, day, f"vv-{before.digest}-{digest}-{n}"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    storage.delete([k for k in keys if k not in written]
+                   + [k for k in visit_keys or [] if k not in new_visits]
+                   + [k for k in (previous_visits or []) if replaced_previous and k not in replaced_previous])
+    return CompactionResult(site, date, len(keys), len(written), int(rows_before), int(rows_after))
+
+
+def _file_columns() -> list[str]:
+    from traceglider.schema import FILE_COLUMNS
+
+    return list(FILE_COLUMNS)
+
+
+def _copy(con: Any, query: str, path: str, row_group: int, params: dict[str, Any] | None = None) -> int:
+    """COPY the rows of `query` to a zstd Parquet file; returns the row count."""
+    group = max(1, min(row_group, ROWS_PER_FILE))
+    con.execute(f"COPY ({query}) TO {V.quote(path)} (FORMAT parquet, COMPRESSION zstd, "
+                f"ROW_GROUP_SIZE {group})", params or {})
+    return int(con.execute(f"SELECT count(*) FROM read_parquet({V.quote(path)})").fetchone()[0])
+
+
+def _store(storage: Storage, path: str, name: Callable[[int], str]) -> list[str]:
+    """Store the file at `path` as `name(0)`, or split into files of ROWS_PER_FILE rows
+    (row group by row group: never the whole file in memory)."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows <= ROWS_PER_FILE:
+        key = name(0)
+        with open(path, "rb") as f:
+            storage.put(key, f.read(), if_absent=True)
+        return [key]
+    keys: list[str] = []
+    writer: Any = None
+    rows, out = 0, ""
+
+    def finish() -> None:
+        writer.close()
+        key = name(len(keys))
+        with open(out, "rb") as f:
+            storage.put(key, f.read(), if_absent=True)
+        os.unlink(out)
+        keys.append(key)
+
+    for batch in parquet.iter_batches(batch_size=min(ROWS_PER_FILE, 65_536)):
+        while batch.num_rows:
+            if writer is None:
+                out = f"{path}.{len(keys)}"
+                writer = pq.ParquetWriter(out, parquet.schema_arrow, compression="zstd")
+            take = batch.slice(0, ROWS_PER_FILE - rows)
+            writer.write_batch(take, row_group_size=EVENT_ROW_GROUP)
+            rows += take.num_rows
+            batch = batch.slice(take.num_rows)
+            if rows >= ROWS_PER_FILE:
+                finish()
+                writer, rows = None, 0
+    if writer is not None:
+        finish()
+    return keys
 
 
 def compact(
@@ -168,24 +223,30 @@ def compact(
     if that is compacted, and the stats recompute what is left until a full run."""
     with maintenance(storage, "compact", wait) as lock:  # never alongside forget: see lock.py
         partitions = list_partitions(storage, site)
+        all_visits = list_visits(storage, site)
         results: list[CompactionResult] = []
         for part_site in sorted({s for s, _ in partitions}):
             dates = sorted(d for s, d in partitions if s == part_site)
             keys = {d: partitions[(part_site, d)] for d in dates}
+            visits = {d: all_visits.get((part_site, d), []) for d in dates}
             if not date:
                 wanted = dates
             elif neighbours:
-                wanted = _with_neighbours(date, keys)
+                wanted = _with_neighbours(date, keys, visits)
             else:
                 wanted = [date] if date in keys else []
             for day in wanted:
                 if stop and stop():
                     return results
-                previous = keys.get(previous_date(day))
-                if up_to_date(keys[day], previous):
+                previous, following = keys.get(previous_date(day)), keys.get(_next_date(day))
+                if visits_up_to_date(visits[day], keys[day], previous, following):
                     continue
-                result = compact_partition(storage, part_site, day, keys[day], previous)
+                result = compact_partition(storage, part_site, day, keys[day], previous, following,
+                                           visits.get(previous_date(day)), visits[day])
                 keys[day] = _listed(storage, part_site, day)
+                for d in (previous_date(day), day):
+                    if d in visits:
+                        visits[d] = _listed_visits(storage, part_site, d)
                 results.append(result)
                 lock.renew()
                 if progress:
@@ -193,14 +254,29 @@ def compact(
         return results
 
 
-def _with_neighbours(date: str, keys: dict[str, list[str]]) -> list[str]:
+def _next_date(date: str) -> str:
+    return (datetime.fromisoformat(date) + timedelta(days=1)).date().isoformat()
+
+
+def list_visits(storage: Storage, site: str | None = None) -> dict[tuple[str, str], list[str]]:
+    """Every (site, date) of the visits dataset with the keys of its files."""
+    from traceglider.storage.layout import VISITS_PREFIX
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for info in storage.list(VISITS_PREFIX + (f"site={site}/" if site else "")):
+        parsed = parse_visits_key(info.key)
+        if parsed:
+            found.setdefault((parsed[0], parsed[1]), []).append(info.key)
+    return found
+
+
+def _with_neighbours(date: str, keys: dict[str, list[str]], visits: dict[str, list[str]]) -> list[str]:
     """`date`, the days before it back to the last up-to-date one (their visits may
     run into it), and the compacted days right after it (theirs may continue from it)."""
     if date not in keys:
         return []
     days = [date]
-    while previous_date(days[0]) in keys and not up_to_date(
-            keys[previous_date(days[0])], keys.get(previous_date(previous_date(days[0])))):
+    while previous_date(days[0]) in keys and not _own_state_ok(previous_date(days[0]), keys, visits):
         days.insert(0, previous_date(days[0]))
     later = sorted(d for d in keys if d > date)
     for d in later:
@@ -208,6 +284,15 @@ def _with_neighbours(date: str, keys: dict[str, list[str]]) -> list[str]:
             break
         days.append(d)
     return days
+
+
+def _own_state_ok(day: str, keys: dict[str, list[str]], visits: dict[str, list[str]]) -> bool:
+    """The day's events and visits are up to date, whatever the next day holds."""
+    return visits_up_to_date(visits.get(day, []), keys[day], keys.get(previous_date(day)), None)
+
+
+def _listed_visits(storage: Storage, site: str, day: str) -> list[str]:
+    return [info.key for info in storage.list(visits_prefix(site, day)) if parse_visits_key(info.key)]
 
 
 def _listed(storage: Storage, site: str, day: str) -> list[str]:

@@ -112,6 +112,10 @@ class LocalStorage:
     def duckdb_uri(self, key: str) -> str:
         return str(self.root / key)
 
+    def duckdb_secret(self) -> None:
+        """Local files need no credentials."""
+        return None
+
 
 def _make_dirs(path: Path, root: Path) -> None:
     """mkdir -p, fsyncing the parent of every directory created: a new `date=`

@@ -136,6 +136,25 @@ class S3Storage:
     def duckdb_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    def duckdb_secret(self) -> dict[str, str]:
+        """The options of DuckDB's S3 secret: this backend's credentials (boto3's
+        chain, resolved now), region and endpoint, so DuckDB reads what we list."""
+        session = boto3.session.Session()
+        creds = session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds else None
+        options = {"REGION": session.region_name or "us-east-1"}
+        if frozen:
+            options["KEY_ID"] = frozen.access_key
+            options["SECRET"] = frozen.secret_key
+            if frozen.token:
+                options["SESSION_TOKEN"] = frozen.token
+        if self.endpoint_url:
+            scheme, _, host = self.endpoint_url.partition("://")
+            options["ENDPOINT"] = host.rstrip("/")
+            options["URL_STYLE"] = "path"
+            options["USE_SSL"] = "true" if scheme == "https" else "false"
+        return options
+
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,59 @@
+"""DuckDB connections that read (and compaction's, write) the storage's Parquet files.
+
+Never downloads anything: the httpfs extension comes from the installed
+`duckdb-extension-httpfs` package, and the S3 credentials from the storage backend
+(`Storage.duckdb_secret`), so DuckDB reads exactly what the backend lists. Every
+connection is held to a memory limit and spills to a directory of its own
+(`traceglider.memory.open_duckdb`). DuckDB is imported lazily by the callers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from traceglider.memory import open_duckdb
+
+if TYPE_CHECKING:
+    from traceglider.storage.base import Storage
+
+_NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def connect(storage: Storage, memory_limit: int | None = None, threads: int | None = None) -> Any:
+    """A connection for `storage`'s URIs; times are UTC (`date_trunc` buckets by UTC)."""
+    con = open_duckdb(memory_limit, dict(_NO_DOWNLOADS))
+    # in-memory tables only: an automatic checkpoint would compress them again inside
+    # whichever statement trips it
+    con.execute("SET checkpoint_threshold = '1TB'")
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    secret = storage.duckdb_secret()
+    if secret is not None:
+        con.execute("LOAD '" + httpfs_path().replace("'", "''") + "'")
+        body = ", ".join(f"{k} {_literal(v)}" for k, v in secret.items())
+        con.execute(f"CREATE OR REPLACE SECRET traceglider_s3 (TYPE s3, {body})")
+    return con
+
+
+def httpfs_path() -> str:
+    import duckdb
+    import duckdb_extension_httpfs
+
+    base = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    exact = base / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if exact.exists():
+        return str(exact)
+    found = sorted(base.glob("*/httpfs.duckdb_extension"))
+    if not found:
+        raise RuntimeError("the duckdb-extension-httpfs package holds no httpfs extension")
+    return str(found[-1])
+
+
+def _literal(value: str) -> str:
+    """A secret option's value (our configuration, not client data): DuckDB's CREATE
+    SECRET takes no parameters."""
+    if value in ("true", "false"):
+        return value
+    return "'" + value.replace("'", "''") + "'"
