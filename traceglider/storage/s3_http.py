@@ -114,6 +114,10 @@ class S3HttpStorage:
     def duckdb_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
+    def duckdb_secret(self) -> dict[str, str] | None:
+        """Stats and compaction keep the boto3 backend (`S3Storage.duckdb_secret`)."""
+        raise StorageError("the standard-library S3 client is for collecting; read stats through S3Storage")
+
 
 def _error(answer: Response) -> tuple[str, str]:
     import xml.etree.ElementTree as ET
