@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from traceglider.schema import STORED_SCHEMA, VISIT_SCHEMA
 from traceglider.storage import visits_sql as V
 from traceglider.storage.base import Storage
 from traceglider.storage.layout import (
@@ -134,14 +135,17 @@ def compact_partition(storage: Storage, site: str, date: str, keys: list[str],
         con.close()
     try:
         written = _store(storage, f"{work}/events.parquet",
-                         lambda n: object_key(site, date, f"cv-{digest}-{carry_tag}-{tail}-{n}"))
+                         lambda n: object_key(site, date, f"cv-{digest}-{carry_tag}-{tail}-{n}"),
+                         STORED_SCHEMA, EVENT_ROW_GROUP)
         new_visits = _store(storage, f"{work}/visits.parquet",
-                            lambda n: visits_key(site, date, f"vv-{digest}-{next_digest}-{n}"))
+                            lambda n: visits_key(site, date, f"vv-{digest}-{next_digest}-{n}"),
+                            VISIT_SCHEMA, VISIT_ROW_GROUP)
         replaced_previous: list[str] = []
         if rewrite_previous and before:
             day = previous_date(date)
             replaced_previous = _store(storage, f"{work}/previous.parquet",
-                                       lambda n: visits_key(site, day, f"vv-{before.digest}-{digest}-{n}"))
+                                       lambda n: visits_key(site, day, f"vv-{before.digest}-{digest}-{n}"),
+                                       VISIT_SCHEMA, VISIT_ROW_GROUP)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     storage.delete([k for k in keys if k not in written]
@@ -157,24 +161,22 @@ def _file_columns() -> list[str]:
 
 
 def _copy(con: Any, query: str, path: str, row_group: int, params: dict[str, Any] | None = None) -> int:
-    """COPY the rows of `query` to a zstd Parquet file; returns the row count."""
+    """COPY the rows of `query` to a Parquet file; returns the row count."""
     group = max(1, min(row_group, ROWS_PER_FILE))
-    con.execute(f"COPY ({query}) TO {V.quote(path)} (FORMAT parquet, COMPRESSION zstd, "
+    # a working copy, re-encoded by _store: a light compression
+    con.execute(f"COPY ({query}) TO {V.quote(path)} (FORMAT parquet, COMPRESSION snappy, "
                 f"ROW_GROUP_SIZE {group})", params or {})
     return int(con.execute(f"SELECT count(*) FROM read_parquet({V.quote(path)})").fetchone()[0])
 
 
-def _store(storage: Storage, path: str, name: Callable[[int], str]) -> list[str]:
-    """Store the file at `path` as `name(0)`, or split into files of ROWS_PER_FILE rows
-    (row group by row group: never the whole file in memory)."""
+def _store(storage: Storage, path: str, name: Callable[[int], str], schema: Any, row_group: int) -> list[str]:
+    """Store the rows of the file at `path` as files `name(0)`, `name(1)` ... of at most
+    ROWS_PER_FILE rows, in `schema` exactly (DuckDB has no millisecond timestamps with
+    a time zone, for one), batch by batch: never the whole file in memory."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
-    if parquet.metadata.num_rows <= ROWS_PER_FILE:
-        key = name(0)
-        with open(path, "rb") as f:
-            storage.put(key, f.read(), if_absent=True)
-        return [key]
     keys: list[str] = []
     writer: Any = None
     rows, out = 0, ""
@@ -187,19 +189,24 @@ def _store(storage: Storage, path: str, name: Callable[[int], str]) -> list[str]
         os.unlink(out)
         keys.append(key)
 
-    for batch in parquet.iter_batches(batch_size=min(ROWS_PER_FILE, 65_536)):
+    def open_writer() -> Any:
+        return pq.ParquetWriter(f"{path}.{len(keys)}", schema, compression="zstd", write_statistics=True)
+
+    for batch in parquet.iter_batches(batch_size=min(ROWS_PER_FILE, row_group)):
+        batch = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
         while batch.num_rows:
             if writer is None:
-                out = f"{path}.{len(keys)}"
-                writer = pq.ParquetWriter(out, parquet.schema_arrow, compression="zstd")
+                out, writer = f"{path}.{len(keys)}", open_writer()
             take = batch.slice(0, ROWS_PER_FILE - rows)
-            writer.write_batch(take, row_group_size=EVENT_ROW_GROUP)
+            writer.write_table(take, row_group_size=row_group)
             rows += take.num_rows
             batch = batch.slice(take.num_rows)
             if rows >= ROWS_PER_FILE:
                 finish()
                 writer, rows = None, 0
-    if writer is not None:
+    if writer is not None or not keys:
+        if writer is None:  # no rows: one empty file keeps the group (and its tags)
+            out, writer = f"{path}.{len(keys)}", open_writer()
         finish()
     return keys
 
