@@ -3,11 +3,10 @@ JavaScript errors, the environment (screens, languages, time zones) and the last
 minutes by minute.
 
 These columns (metric_name, metric_value, screen_width, language, timezone, an
-error's props) are not in the engine's cached tables, so each query reads them from
-the period's Parquet files, only the rows of its type and only its columns, each
-event id once. The dashboard's filters apply as everywhere else: a page or hostname
-filter to the row itself (the vitals of that page), every other filter through the
-engine's visits (`sql.filtered_visits`).
+error's props) are read from the period's Parquet files, only the rows of its type
+and only its columns, each event id once. The dashboard's filters apply as
+everywhere else: a page or hostname filter to the row itself (the vitals of that
+page), every other filter through the visits (`sql.matching_visits`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from traceglider.errors import BadRequest
+from traceglider.stats import service
 from traceglider.stats import sql as S
 from traceglider.stats.engine import Engine
 from traceglider.stats.query import Query
@@ -46,17 +46,18 @@ def _rows(engine: Engine, q: Query, kind: str | None, cols: str, p: S.Params) ->
     rest = []
     for f in q.filters:
         if f.property in _ROW_FILTERS:
-            conds.append(S.match(_ROW_FILTERS[f.property], f, p))
+            conds.append(S.condition(service.condition(f), p, "e"))
         else:
             rest.append(f)
     source = (f"SELECT event_id, visitor_id, path, {_TS} AS t, {cols} "
-              f"FROM read_parquet({p.add(engine.uris([k for k, _ in files]))}, union_by_name = true) "
+              f"FROM read_parquet({p.add(engine.uris([k for k, _ in files]))}, union_by_name = true) e "
               f"WHERE {' AND '.join(conds)}")
     if rest:  # every other filter is on the visit: the row's own visit must match it
-        qv = q.with_filters(tuple(rest))
-        ds = engine.dataset(q.site, q.start, q.end, attrs=S.has_visit_filters(qv))
-        source = (f"SELECT r.* FROM ({source}) r SEMI JOIN ({S.filtered_visits(qv, p, ds.events, ds.visits)}) v "
-                  f'ON v.vh = hash(r.visitor_id) AND r.t BETWEEN v.start AND v."end"')
+        qv = service.question(q.with_filters(tuple(rest)))
+        relations, _ = engine.relations(qv)
+        source = (f"SELECT r.* FROM ({source}) r SEMI JOIN ({S.matching_visits(qv, relations, p)}) v "
+                  f"ON v.vh = {S.visitor_hash('r.visitor_id')} "
+                  f'AND r.t BETWEEN v.start::TIMESTAMP AND v."end"::TIMESTAMP')
     return f"SELECT DISTINCT ON (event_id) * FROM ({source})"
 
 

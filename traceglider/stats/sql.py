@@ -24,6 +24,7 @@ from traceglider import value_names
 from traceglider.errors import BadRequest
 from traceglider.stats import metrics as M
 from traceglider.stats.model import TIME_DIMENSIONS, And, Condition, Node, Not, Or, Question
+from traceglider.storage.visits_sql import VISITOR_HASH_SQL
 
 INTER = M.INTER_SQL
 # Property -> column of `ev` (event level) or of `vi` (visit level).
@@ -260,6 +261,16 @@ def filtered_visits(q: Question, p: Params) -> str:
     """Visits started in the range, passing the filters."""
     conds = [f"v.start >= {p.add(q.start)}", f"v.start < {p.add(q.end)}", *filter_sql(q.filters, "visit", q, p)]
     return f"SELECT v.* FROM vi v WHERE {' AND '.join(conds)}"
+
+
+def matching_visits(q: Question, r: Relations, p: Params) -> str:
+    """A self-contained subquery: the visits of `q`'s range passing its filters."""
+    return f"WITH {relations(r, p)} {filtered_visits(q, p)}"
+
+
+def visitor_hash(expr: str) -> str:
+    """A visit's `vh` (stored `visitor_hash`) of a visitor id column `expr`."""
+    return VISITOR_HASH_SQL.format(v=expr)
 
 
 def _visit_conditions_only(q: Question, p: Params) -> list[str]:
