@@ -5,14 +5,19 @@ baselines in the same run, same uvicorn, same load generator:
 - `naive`: FastAPI that appends each body to a file and fsyncs it on the event loop
   before answering (bench/naive_app.py), the simplest durable collector;
 - `traceglider`: `traceglider serve` with one worker, and `traceglider-2w` with
-  TG_WORKERS=2 (how it scales with cores).
+  TG_WORKERS=2 (how it scales with cores);
+- `before` (with `--before DIR`): `traceglider serve` of another checkout (one worker),
+  for a before/after comparison in the same rounds.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 1,10,50] [--rounds 3]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 1,10,50] [--rounds 3] [--before DIR]
 
 Each round runs every server at every client count (paired runs: the machine is
 shared and noisy, so ratios are taken within a round); the table gives the median of
 the rounds with min-max. CPU per request is the servers' whole process tree
-(utime + stime from /proc, every thread and worker) divided by the requests answered.
+(utime + stime from /proc, every thread and worker) divided by the requests answered;
+"loop" is the part spent on the event-loop threads (each process's main thread),
+where requests are parsed, enriched and answered, the rest is the spool writer, the
+flusher (Parquet) and other background threads.
 Needs `wrk` (Debian package `wrk`). Prints Markdown for docs/benchmarks.md.
 """
 
@@ -41,7 +46,7 @@ KINDS = ("bare", "naive", "traceglider", "traceglider-2w")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def start(kind: str, port: int, data: Path) -> subprocess.Popen[bytes]:
+def start(kind: str, port: int, data: Path, before: Path | None = None) -> subprocess.Popen[bytes]:
     python = sys.executable
     env = {**os.environ, "TG_STORAGE": str(data), "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
            "TG_SITES": "example.com", "TG_COMPACT_SECONDS": "0", "NAIVE_LOG": str(data) + ".jsonl"}
@@ -54,27 +59,41 @@ def start(kind: str, port: int, data: Path) -> subprocess.Popen[bytes]:
     else:
         env["TG_WORKERS"] = "2" if kind.endswith("-2w") else "1"
         cmd = [python, "-m", "traceglider", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    cwd = ROOT
+    if kind == "before":
+        if before is None:
+            raise SystemExit("the 'before' server needs --before DIR")
+        cwd, env["PYTHONPATH"] = before, str(before)
+    process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     if not wait_healthy(port):
         raise SystemExit(f"{kind} did not become healthy")
     return process
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` and every process of its session (uvicorn's workers)."""
-    total = 0
+def _stat_cpu(path: Path) -> tuple[int, int]:
+    """(session, utime + stime in ticks) from a /proc stat file."""
+    fields = path.read_text().rsplit(")", 1)[1].split()
+    # after the command: state ppid pgrp session ... utime(12) stime(13)
+    return int(fields[3]), int(fields[11]) + int(fields[12])
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(all, event loops): utime + stime of `pid` and every process of its session
+    (uvicorn's workers), and of those processes' main threads alone."""
+    total = loops = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            session, ticks = _stat_cpu(entry / "stat")
+            if session != pid:
+                continue
+            _, main = _stat_cpu(entry / "task" / entry.name / "stat")
+        except (OSError, IndexError, ValueError):
             continue
-        # after the command: state ppid pgrp session ... utime(12) stime(13)
-        if int(fields[3]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICKS
+        total, loops = total + ticks, loops + main
+    return total / _TICKS, loops / _TICKS
 
 
 def parse_ms(text: str) -> float:
@@ -96,17 +115,19 @@ def run_wrk(port: int, clients: int, seconds: int, script: Path) -> dict[str, fl
             "non2xx": float(errors.group(1)) if errors else 0.0}
 
 
-def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int) -> dict[int, dict[str, float]]:
+def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int,
+            before: Path | None = None) -> dict[int, dict[str, float]]:
     port = free_port()
-    process = start(kind, port, tmp / f"data-{kind}-{round_}")
+    process = start(kind, port, tmp / f"data-{kind}-{round_}", before)
     out: dict[int, dict[str, float]] = {}
     try:
         run_wrk(port, 10, 2, LUA)  # warm up
         for c in clients:
-            cpu = tree_cpu_seconds(process.pid)
+            cpu, loop = tree_cpu_seconds(process.pid)
             result = run_wrk(port, c, seconds, LUA)
-            used = tree_cpu_seconds(process.pid) - cpu
-            result["cpu_us"] = 1e6 * used / max(result["requests"], 1)
+            cpu_after, loop_after = tree_cpu_seconds(process.pid)
+            result["cpu_us"] = 1e6 * (cpu_after - cpu) / max(result["requests"], 1)
+            result["loop_us"] = 1e6 * (loop_after - loop) / max(result["requests"], 1)
             out[c] = result
             print(f"round {round_} {kind} {c} clients: {result}", file=sys.stderr, flush=True)
     finally:
@@ -125,17 +146,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", default="1,10,50")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=None, help=f"default: {','.join(KINDS)} (and before)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a checkout to run as the 'before' server, in the same rounds")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     clients = [int(c) for c in args.clients.split(",")]
-    kinds = args.kinds.split(",")
+    kinds = args.kinds.split(",") if args.kinds else [*KINDS, *(["before"] if args.before else [])]
     rounds: list[dict[str, dict[int, dict[str, float]]]] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            rounds.append({kind: measure(kind, clients, args.seconds, Path(tmp), r) for kind in kinds})
+            rounds.append({kind: measure(kind, clients, args.seconds, Path(tmp), r, args.before)
+                           for kind in kinds})
     load_after = os.getloadavg()
 
     def values(kind: str, c: int, key: str) -> list[float]:
@@ -146,13 +170,13 @@ def main() -> None:
 
     print(f"10-event batches, {args.seconds} s per row, {args.rounds} paired rounds, wrk on the same "
           f"machine; median (min-max). Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after.\n")
-    print("| clients | server | req/s | p50 ms | p99 ms | CPU µs/request | non-2xx |")
-    print("|---|---|---|---|---|---|---|")
+    print("| clients | server | req/s | p50 ms | p99 ms | CPU µs/request | of which loop | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|")
     for c in clients:
         for kind in kinds:
             print(f"| {c} | {kind} | {spread(values(kind, c, 'rps'))} | {spread(values(kind, c, 'p50'), '{:.1f}')} "
                   f"| {spread(values(kind, c, 'p99'), '{:.1f}')} | {spread(values(kind, c, 'cpu_us'))} "
-                  f"| {sum(values(kind, c, 'non2xx')):.0f} |")
+                  f"| {spread(values(kind, c, 'loop_us'))} | {sum(values(kind, c, 'non2xx')):.0f} |")
     if "traceglider" in kinds:
         print("\n| clients | TraceGlider / bare | TraceGlider / naive fsync | 2 workers / 1 worker |")
         print("|---|---|---|---|")
@@ -161,6 +185,13 @@ def main() -> None:
                      for base in ("bare", "naive")]
             scale = spread(ratios("traceglider-2w", "traceglider", c), "{:.2f}") if "traceglider-2w" in kinds else "-"
             print(f"| {c} | {cells[0]} | {cells[1]} | {scale} |")
+    if "before" in kinds:
+        print("\n| clients | before / bare | before / naive fsync | after / before |")
+        print("|---|---|---|---|")
+        for c in clients:
+            cells = [spread(ratios("before", base, c), "{:.2f}") if base in kinds else "-"
+                     for base in ("bare", "naive")]
+            print(f"| {c} | {cells[0]} | {cells[1]} | {spread(ratios('traceglider', 'before', c), '{:.2f}')} |")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from traceglider import __version__
 from traceglider.api_docs import install_docs
@@ -22,6 +23,7 @@ from traceglider.config import Settings
 from traceglider.dashboard.answers import Answers, answers_for, close_answers, prepare_dashboards
 from traceglider.dashboard.routes import dashboard_router
 from traceglider.errors import TGError
+from traceglider.ingest.collect import Collect, is_collect
 from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
 from traceglider.ingest.routes import Ingest, ingest_router
@@ -41,6 +43,19 @@ log = logging.getLogger("traceglider")
 # A glider's trace: browsers ask every page's origin for /favicon.ico.
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#4f46e5"/><path d="M2 11 Q6 3 14 5" stroke="#fff" stroke-width="2" fill="none"/></svg>')
+
+
+class TraceGliderApp(FastAPI):
+    """FastAPI, with `POST /collect` answered before routing and the middleware stack
+    by its own ASGI endpoint (`ingest.collect`): the hot path pays for none of them."""
+
+    collector: Collect | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.collector is not None and is_collect(scope):
+            await self.collector(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
@@ -115,13 +130,14 @@ def create_app(
             if maintainer is not None:
                 maintainer.stop()  # and lets go of the lock
 
-    app = FastAPI(title="TraceGlider", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = TraceGliderApp(title="TraceGlider", version=__version__, lifespan=lifespan,
+                         docs_url=None, redoc_url=None)
     install_docs(app)  # /docs from installed assets, not a CDN
+    app.collector = collector = Collect(ingest)
     app.state.settings, app.state.storage, app.state.sink = settings, storage, sink
     app.state.pipeline, app.state.ingest = pipeline, ingest
     _install_error_handlers(app)
-    app.include_router(ingest_router(ingest))
+    app.include_router(ingest_router(ingest, collector))
     app.include_router(stats_router(settings, storage))
     app.include_router(sites_router(settings, storage))
     app.add_middleware(StatsCORS, origins=tuple(settings.stats_cors_origins))

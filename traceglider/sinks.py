@@ -55,12 +55,23 @@ class SpoolSink:
         spool, flusher = self.spool, self.flusher
         if spool is None or flusher is None:
             raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
-        future = spool.submit(b"\n".join(map(orjson.dumps, rows)), len(rows))
+        future = spool.submit_async(b"\n".join(map(orjson.dumps, rows)), len(rows))
         try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout=ACCEPT_TIMEOUT)
+            await asyncio.wait_for(future, timeout=ACCEPT_TIMEOUT)
         except TimeoutError:
             raise Unavailable("the spool did not confirm the write in time; retry", retry_after=5) from None
         flusher.notify()
+
+    def write_alone(self, rows: list[dict[str, Any]]) -> bool:
+        """Append and fsync on the calling thread if the spool has nothing else to
+        write (`Spool.append_alone`); False: `accept` them instead."""
+        spool, flusher = self.spool, self.flusher
+        if spool is None or flusher is None:
+            return False
+        if not spool.append_alone(b"\n".join(map(orjson.dumps, rows)), len(rows)):
+            return False
+        flusher.notify()
+        return True
 
     def start(self) -> None:
         if self.spool is not None:

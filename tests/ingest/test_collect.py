@@ -168,3 +168,31 @@ def test_answers_expose_retry_after_so_the_tracker_can_wait_as_long_as_asked(cli
     response = client.post("/collect", json=batch("example.com", ["r"]),
                            headers={"origin": "https://blog.example.com"})
     assert response.headers["access-control-expose-headers"] == "Retry-After"
+
+
+def test_collect_is_still_described_in_the_openapi_document(client):
+    operation = client.get("/openapi.json").json()["paths"]["/collect"]["post"]
+    assert operation["summary"] == "Receive a batch of events"
+    assert "requestBody" in operation and {"202", "400", "413", "429", "503"} <= set(operation["responses"])
+
+
+def test_the_fastapi_route_of_collect_answers_as_the_asgi_endpoint_does(client, tmp_path):
+    """The app answers POST /collect before routing; its route, reached when that is off,
+    gives the same answers."""
+    answers = []
+    for fast in (client.app.collector, None):  # type: ignore[attr-defined]
+        client.app.collector = fast  # type: ignore[attr-defined]
+        good = client.post("/collect", json=batch("example.com", [f"f{fast is None}"]),
+                           headers={"origin": "https://www.example.com"})
+        bad = client.post("/collect", content=b"{", headers={"content-type": "text/plain"})
+        answers.append((good.status_code, good.json(), good.headers["access-control-allow-origin"],
+                        bad.status_code, bad.json()))
+    assert answers[0] == answers[1] == (202, {"accepted": 1}, "https://www.example.com", 400,
+                                        {"error": answers[0][4]["error"]})
+    assert wait_for_ids(str(tmp_path / "data"), ["fFalse", "fTrue"])
+
+
+def test_a_refusal_of_the_rate_limit_or_a_full_spool_says_when_to_come_back(tmp_path):
+    with make_client(tmp_path, TG_SPOOL_MAX_BYTES="100") as client:
+        response = client.post("/collect", json=batch("example.com", ["full"]))
+        assert response.status_code == 503 and int(response.headers["retry-after"]) > 0

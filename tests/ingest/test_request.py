@@ -95,3 +95,77 @@ def test_a_url_with_an_impossible_port_is_dropped_as_invalid():
     info = RequestInfo("example.com", None, "", {}, {}, NOW, False)
     dropped = split_url({"url": "https://example.com:99999/"}, info)
     assert isinstance(dropped, Drop) and dropped.reason == "invalid"
+
+
+# --- the fast path of a clean body -------------------------------------------------
+
+SAME_ROWS = [
+    {"site": "example.com", "events": [good()]},
+    {"site": "example.com", "ctx": {"sw": 1920, "lang": "en-GB", "dpr": 2},
+     "events": [good(id=f"p{i}", ref="", title="", ts=1764280000000) for i in range(10)]},
+    {"site": "example.com", "events": [good(title="Caf\u00e9 \u2014 menu \U0001F600", ref="https://a.example/x",
+                                             name="Home", props={"k": "v", "n": 1.5, "b": True, "z": None})]},
+    {"site": "example.com", "events": [good(url="https://example.com/a\\/b"), good(id="e2", title="a/b")]},
+    {"site": "example.com", "events": [{"id": "c", "type": "custom", "name": "Signup", "url": "https://e.com/"},
+                                       {"id": "g", "type": "engagement", "url": "https://e.com/", "scroll": 5},
+                                       {"id": "v", "type": "vital", "url": "https://e.com/", "metric": "LCP",
+                                        "value": 1.5}]},
+    {"site": "example.com", "events": [good(props={})], "extra": 1e300},
+]
+
+
+@pytest.mark.parametrize("document", SAME_ROWS)
+def test_a_body_parses_to_the_same_rows_on_the_fast_path_as_on_the_careful_one(document):
+    import orjson
+
+    from traceglider.ingest.request import body_is_clean, parse_body
+
+    body = orjson.dumps(document)
+    assert body_is_clean(body)
+    assert parse_body(body, NOW) == parse_batch(orjson.loads(body), NOW)
+
+
+@pytest.mark.parametrize("code", [*range(0x20), *range(0x7F, 0xA0)])
+def test_any_control_character_in_a_body_takes_the_careful_path(code):
+    import orjson
+
+    from traceglider.ingest.request import body_is_clean, parse_body
+
+    character = chr(code)
+    titled = orjson.dumps({"site": "example.com", "events": [good(title=f"a{character}b")]})
+    assert not body_is_clean(titled)  # orjson escapes C0 (\u00XX, \n, ...) and writes DEL and C1 raw
+    assert parse_body(titled, NOW)[2][0]["title"] == "a b"
+    with pytest.raises(BadRequest, match="must not contain control characters"):
+        parse_body(orjson.dumps({"site": "example.com", "events": [good(url=f"https://e.com/{character}")]}), NOW)
+    escaped = b'{"site":"example.com","events":[{"id":"e1","type":"pageview","url":"https://e.com/\\u%04X"}]}' % code
+    assert not body_is_clean(escaped) and not body_is_clean(escaped.lower())
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"site": "example.com", "events": [good(id="")]}, "events[0].id: must not be empty"),
+    ({"site": "example.com", "events": [good(id="x" * 65)]}, "events[0].id: longer than 64"),
+    ({"site": "example.com", "events": [good(url="")]}, "events[0].url: must not be empty"),
+    ({"site": "example.com", "events": [good(), good(url=5)]}, "events[1].url: must be a string"),
+    ({"site": "example.com", "events": [good(title=["x"])]}, "events[0].title: must be a string"),
+    ({"site": "example.com", "events": [good(name="n" * 201)]}, "events[0].name: longer than 200"),
+    ({"site": "example.com", "events": [good(ts=-1)]}, "events[0].ts: must be from 0"),
+    ({"site": "example.com", "events": [good(props={"k": [1]})]}, "events[0].props.k: must be a string"),
+])
+def test_the_fast_path_names_the_field_as_the_careful_one_does(document, message):
+    import orjson
+
+    from traceglider.ingest.request import parse_body
+
+    with pytest.raises(BadRequest) as info:
+        parse_body(orjson.dumps(document), NOW)
+    assert info.value.message.startswith(message), info.value.message
+
+
+def test_a_large_body_still_measures_each_event():
+    import orjson
+
+    from traceglider.ingest.request import parse_body
+
+    big = {"site": "example.com", "events": [good(props={f"k{i}": "v" * 1999 for i in range(20)})]}
+    with pytest.raises(PayloadTooLarge, match="events\\[0\\]: larger than"):
+        parse_body(orjson.dumps(big), NOW)

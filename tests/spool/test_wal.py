@@ -158,3 +158,18 @@ def test_segments_of_a_worker_that_no_longer_runs_are_adopted(tmp_path):
     assert kept.pending_events == 2
     assert list((tmp_path / "worker-1").glob("*.wal")) == []
     kept.close()
+
+
+def test_a_record_alone_is_written_on_the_calling_thread_and_never_beside_a_queue(tmp_path):
+    spool = Spool(tmp_path, max_bytes=10**6)
+    assert spool.append_alone(b"alone", 1) is True
+    assert spool.fsyncs == 1 and spool.pending_events == 1
+    spool._writing = True  # the writer thread has a group in hand: queue behind it instead
+    assert spool.append_alone(b"second", 1) is False
+    spool._writing = False
+    assert spool.append_alone(b"x" * 10**6, 1) is False  # over the cap: `submit` says why
+    spool.seal()
+    (segment,) = spool.sealed()
+    assert read_records(segment.path) == ([b"alone"], 0)
+    spool.close()
+    assert spool.append_alone(b"closed", 1) is False

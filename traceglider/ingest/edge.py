@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,7 +26,11 @@ PREFLIGHT_MAX_AGE = "86400"
 
 
 def check_content_type(request: Request) -> None:
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    check_media_type(request.headers.get("content-type", ""))
+
+
+def check_media_type(content_type: str) -> None:
+    kind = content_type.split(";", 1)[0].strip().lower()
     if kind not in ACCEPTED_TYPES:
         raise UnsupportedMediaType(
             f"content-type must be application/json or text/plain, not {kind[:80] or 'missing'}"
@@ -79,27 +84,37 @@ class ForwardedWatch:
                 "warning": self.message() if self.ignored else None}
 
 
-def client_ip(request: Request, proxies: TrustedProxies,
-              watch: ForwardedWatch | None = None) -> str | None:
+def client_address(peer: str | None, forwarded: str | None, proxies: TrustedProxies,
+                   watch: ForwardedWatch | None = None) -> str | None:
     """The socket peer, or the client address our trusted proxies report."""
-    peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
     if forwarded and watch is not None and not proxies.trusts(peer):
         watch.ignore(peer)
     return proxies.client(peer, forwarded)
 
 
-def is_secure(request: Request, proxies: TrustedProxies) -> bool:
-    if request.scope.get("scheme") == "https":  # not request.url: building it is costly
-        return True
+def client_ip(request: Request, proxies: TrustedProxies,
+              watch: ForwardedWatch | None = None) -> str | None:
     peer = request.client.host if request.client else None
-    return proxies.trusts(peer) and request.headers.get("x-forwarded-proto", "").lower() == "https"
+    return client_address(peer, request.headers.get("x-forwarded-for"), proxies, watch)
+
+
+def is_secure(request: Request, proxies: TrustedProxies) -> bool:
+    peer = request.client.host if request.client else None
+    return secure_scheme(request.scope.get("scheme"), peer, request.headers.get("x-forwarded-proto"), proxies)
+
+
+def secure_scheme(scheme: str | None, peer: str | None, forwarded_proto: str | None,
+                  proxies: TrustedProxies) -> bool:
+    if scheme == "https":  # not request.url: building it is costly
+        return True
+    return forwarded_proto is not None and forwarded_proto.lower() == "https" and proxies.trusts(peer)
 
 
 def site_allowed(site: str, sites: tuple[str, ...]) -> bool:
     return not sites or site in sites
 
 
+@lru_cache(maxsize=1024)  # a collector sees few origins
 def origin_allowed(origin: str | None, sites: tuple[str, ...], own_host: str | None) -> bool:
     """An origin may send if it is a configured site or a subdomain of one (or any
     origin when no sites are configured, or our own origin)."""
@@ -116,10 +131,14 @@ def origin_allowed(origin: str | None, sites: tuple[str, ...], own_host: str | N
 
 
 def check_origin(request: Request, sites: tuple[str, ...]) -> str | None:
-    origin = request.headers.get("origin")
+    return checked_origin(request.headers.get("origin"), request.headers.get("host"), sites)
+
+
+def checked_origin(origin: str | None, host: str | None, sites: tuple[str, ...]) -> str | None:
+    """The request's Origin if it may send events here, else Forbidden."""
     if origin == "null":  # sandboxed iframes and file: pages
         origin = None if not sites else origin
-    if not origin_allowed(origin, sites, request.headers.get("host")):
+    if not origin_allowed(origin, sites, host):
         raise Forbidden("this origin may not send events here")
     return origin
 

@@ -3,6 +3,13 @@
 Each step takes a row (a dict keyed by the stored columns) and the request it came
 with, and returns the row (changed in place or replaced) or a `Drop` with a reason
 from `DROP_REASONS`. Drops are counted per reason and shown on /healthz, never silent.
+
+A step whose answer depends on the request alone (bots, privacy, the user agent, the
+country, the visitor) also carries `per_request`: the request in, the columns every
+row gets (or a `Drop` for all of them) out. The pipeline then calls it once per
+request instead of once per event; the result is the same, with a tenth of the calls
+for a 10-event batch. Steps run one after the other over all rows (not row by row),
+so a request-level step sees only the rows that earlier steps kept.
 """
 
 from __future__ import annotations
@@ -60,6 +67,13 @@ class RequestInfo:
 
 
 Step = Callable[[dict[str, Any], RequestInfo], "dict[str, Any] | Drop"]
+RequestStep = Callable[[RequestInfo], "dict[str, Any] | Drop"]
+
+
+def per_request(step: Step, whole: RequestStep) -> Step:
+    """Mark `step` as depending on the request alone; `whole` gives its columns."""
+    step.per_request = whole  # type: ignore[attr-defined]
+    return step
 
 
 class Pipeline:
@@ -73,26 +87,47 @@ class Pipeline:
         return [name for name, _ in self.steps]
 
     def run(self, rows: list[dict[str, Any]], request: RequestInfo) -> list[dict[str, Any]]:
-        kept: list[dict[str, Any]] = []
-        for row in rows:
-            current: dict[str, Any] | None = row
-            for name, step in self.steps:
+        drops: Counter[str] = Counter()
+        # Request-level steps apply to rows of the request's site and time (all of a
+        # /collect batch); rows of other sites (the Events API may mix) go row by row.
+        shared = all(row.get("site", request.site) == request.site
+                     and row.get("received_at", request.received_at) == request.received_at for row in rows)
+        current = rows
+        for name, step in self.steps:
+            if not current:
+                break
+            whole: RequestStep | None = getattr(step, "per_request", None) if shared else None
+            if whole is not None:
                 try:
-                    result = step(current, request)  # type: ignore[arg-type]
+                    columns = whole(request)
+                except Exception:
+                    log.exception("pipeline step %s failed", name)
+                    columns = Drop("error")
+                if isinstance(columns, Drop):
+                    drops[columns.reason] += len(current)
+                    current = []
+                elif columns:
+                    for row in current:
+                        row.update(columns)
+                continue
+            kept: list[dict[str, Any]] = []
+            for row in current:
+                try:
+                    result = step(row, request)
                 except Exception:
                     # A bug must not turn a client's request into a 500 or take the
                     # batch down with it; it is counted and logged (rows hold no IP).
                     log.exception("pipeline step %s failed", name)
                     result = Drop("error")
                 if isinstance(result, Drop):
-                    with self._lock:
-                        self.drops[result.reason] += 1
-                    current = None
-                    break
-                current = result
-            if current is not None:
-                kept.append(current)
-        return kept
+                    drops[result.reason] += 1
+                else:
+                    kept.append(result)
+            current = kept
+        if drops:
+            with self._lock:
+                self.drops.update(drops)
+        return current
 
     def warm_up(self) -> None:
         """Load what steps load lazily (databases, parsers) ahead of the first request.

@@ -16,6 +16,7 @@ with an exclusive flock, and a later process that claims it replays what was lef
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -30,6 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from traceglider.errors import Unavailable
 from traceglider.fsutil import fsync_dir
@@ -42,6 +44,8 @@ MAX_RECORD = 64 * 1024 * 1024
 SEGMENT_BYTES = 64 * 1024 * 1024
 QUARANTINE = "bad"  # segments that cannot be delivered, kept for a person to look at
 REASON_SUFFIX = ".reason"  # beside each quarantined file: why it is there
+GATHER_SECONDS = 0.002  # the longest a group waits for the records of clients just answered
+_NEVER = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,12 @@ class Spool:
         # fsync: `_file_lock` guards the open segment, `_mutex` only the counters.
         self._file_lock = threading.Lock()
         self._mutex = threading.Lock()
-        self._queue: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[bytes, int, Waiter] | None] = queue.Queue()
+        self._gathered = threading.Event()  # set when the group being gathered is complete
+        # Whether a group is being written: a hint for `append_alone` (the file lock
+        # keeps writes apart regardless).
+        self._writing = False
+        self._wanted = _NEVER
         self._fd = -1
         self._open_path: Path | None = None
         self._open_size = 0
@@ -118,6 +127,36 @@ class Spool:
     def submit(self, payload: bytes, events: int) -> Future[None]:
         """Queue a record; the future resolves once it is on disk (or fails)."""
         future: Future[None] = Future()
+        return self._submit(payload, events, future)
+
+    def submit_async(self, payload: bytes, events: int) -> asyncio.Future[None]:
+        """`submit` for a coroutine: an asyncio future of the running loop, resolved
+        with one wake-up of the loop per group written, whatever its size."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        return self._submit(payload, events, future)
+
+    def append_alone(self, payload: bytes, events: int) -> bool:
+        """Write and fsync the record on the calling thread (the event loop), when it
+        would be a group of one anyway (the caller knows no other request waits, and
+        nothing is queued or being written). One client then pays its fsync and nothing
+        more: two thread hand-offs per request cost more than that on a busy machine.
+        False: nothing was written, `submit` it. Raises Unavailable as `append` does."""
+        size = _HEADER.size + len(payload)
+        with self._mutex:
+            if (self._closed or self._writing or not self._queue.empty()
+                    or self.bytes + size > self.max_bytes):
+                return False
+            self.bytes += size
+            self._writing = True
+        try:
+            future: Future[None] = Future()
+            self._write_group([(payload, events, future)])
+        finally:
+            self._writing = False
+        future.result()
+        return True
+
+    def _submit(self, payload: bytes, events: int, future: W) -> W:
         size = _HEADER.size + len(payload)
         with self._mutex:
             if self._closed or not self._writer.is_alive():
@@ -130,6 +169,8 @@ class Spool:
             # Queued under the mutex, so nothing can slip in after close()'s sentinel.
             # Framing (the checksum) happens on the writer thread, off the request path.
             self._queue.put((payload, events, future))
+            if self._queue.qsize() >= self._wanted:
+                self._gathered.set()
         return future
 
     @property
@@ -140,11 +181,25 @@ class Spool:
         self.submit(payload, events).result()
 
     def _write_loop(self) -> None:
+        expected, fsync_seconds = 1, 0.0
         while True:
             item = self._queue.get()
             if item is None:
                 return
+            self._writing = True
             batch = [item]
+            # Gather the group. Clients answered by the last fsync send their next
+            # batches a moment later, one by one: writing as soon as the first arrives
+            # would split them over two fsyncs. So wait until as many records as the
+            # last group had are queued, for at most half an fsync, woken once by
+            # `submit` (never at one client, where the last group had one record).
+            window = min(GATHER_SECONDS, fsync_seconds / 2)
+            if expected > 1 and window > 0:
+                self._wanted = expected - 1
+                if self._queue.qsize() < self._wanted:
+                    self._gathered.wait(window)
+                self._wanted = _NEVER
+                self._gathered.clear()
             while True:
                 try:
                     more = self._queue.get_nowait()
@@ -154,16 +209,18 @@ class Spool:
                     self._queue.put(None)  # finish this group, then stop
                     break
                 batch.append(more)
+            expected = len(batch)
+            started = time.monotonic()
             try:
                 self._write_group(batch)
             except BaseException as exc:  # never let the only writer thread die
                 log.exception("spool writer failed")
-                error = Unavailable(f"cannot write the spool: {exc}", retry_after=10)
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                _settle([future for _, _, future in batch],
+                        Unavailable(f"cannot write the spool: {exc}", retry_after=10))
+            fsync_seconds = time.monotonic() - started
+            self._writing = False
 
-    def _write_group(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
+    def _write_group(self, batch: list[tuple[bytes, int, Waiter]]) -> None:
         data = b"".join(frame(payload) for payload, _, _ in batch)
         events = sum(n for _, n, _ in batch)
         with self._file_lock:
@@ -197,11 +254,7 @@ class Spool:
                 self.pending_events += events
             else:
                 self.bytes -= len(data)
-        for _, _, future in batch:
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+        _settle([future for _, _, future in batch], error)
 
     def _ensure_open(self) -> None:
         if self._fd >= 0:
@@ -316,6 +369,39 @@ class Spool:
         with self._file_lock:
             self._seal_locked()
         os.close(self._lock_fd)
+
+
+Waiter = Future[None] | asyncio.Future[None]
+W = TypeVar("W", Future[None], asyncio.Future[None])
+
+
+def _settle(waiters: list[Waiter], error: BaseException | None) -> None:
+    """Resolve a written group's futures from the writer thread: thread futures
+    directly, an event loop's all in one callback on that loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for waiter in waiters:
+        if isinstance(waiter, asyncio.Future):
+            by_loop.setdefault(waiter.get_loop(), []).append(waiter)
+        elif not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_on_loop, futures, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+def _settle_on_loop(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # cancelled: the request timed out or its client left
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def count_events(path: Path) -> int:

@@ -57,3 +57,50 @@ def test_bots_are_dropped_and_counted(local_storage) -> None:  # type: ignore[no
         {"id": "a", "type": "pageview", "url": "https://example.com/"}]}, NOW_US)
     assert steps.run(rows, make_request(ctx=ctx)) == []
     assert steps.drop_counts()["bot"] == 1
+
+
+def _row_by_row(steps: Pipeline) -> Pipeline:
+    """The same steps without their request-level marks: each runs once per event."""
+    def plain(step):  # type: ignore[no-untyped-def]
+        return lambda row, request: step(row, request)
+
+    return Pipeline([(name, plain(step)) for name, step in steps.steps])
+
+
+def test_request_level_steps_give_the_rows_and_drops_of_running_row_by_row(local_storage) -> None:  # type: ignore[no-untyped-def]
+    marked = pipeline(local_storage, TG_GPC_POLICY="drop")
+    assert {name for name, step in marked.steps if hasattr(step, "per_request")} == {
+        "bots", "privacy", "useragent", "geo", "identity"}
+    plain = _row_by_row(pipeline(local_storage, TG_GPC_POLICY="drop"))
+    cases = [
+        ({"ctx": {"sw": 1920}}, {}),
+        ({"ctx": {"wd": True}}, {}),  # a bot: every event dropped, each counted
+        ({}, {"headers": {"sec-gpc": "1"}}),  # privacy drop
+    ]
+    for extra, request in cases:
+        document = {"site": "example.com", **extra, "events": [
+            {"id": "a", "type": "pageview", "url": "https://example.com/a?utm_source=x"},
+            {"id": "b", "type": "pageview", "url": "no host here"},  # invalid, dropped by split_url
+            {"id": "c", "type": "custom", "name": "Buy", "url": "https://example.com/c",
+             "ref": "https://www.google.com/"}]}
+        results = []
+        for steps in (marked, plain):
+            _, ctx, rows = parse_batch(document, NOW_US)
+            results.append(steps.run(rows, make_request(ip=PUBLIC_IP, ctx=ctx, **request)))
+        assert results[0] == results[1]
+    assert marked.drop_counts() == plain.drop_counts()
+    assert marked.drop_counts()["bot"] == 2 and marked.drop_counts()["privacy"] == 2
+    assert marked.drop_counts()["invalid"] == 3  # split_url runs first, in each case
+
+
+def test_a_failing_request_level_step_drops_each_event_as_an_error(local_storage) -> None:  # type: ignore[no-untyped-def]
+    from traceglider.ingest.enrich import request_level
+
+    def broken(row, request):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    steps = Pipeline([("split_url", split_url), ("broken", request_level(broken))])
+    _, _, rows = parse_batch({"site": "example.com", "events": [
+        {"id": "a", "type": "pageview", "url": "https://example.com/"},
+        {"id": "b", "type": "pageview", "url": "https://example.com/b"}]}, NOW_US)
+    assert steps.run(rows, make_request()) == [] and steps.drop_counts()["error"] == 2

@@ -12,11 +12,15 @@ The collector's pipeline is `[("split_url", split_url)] + build_steps(settings, 
 | `source` | source and channel; reads the raw query (click ids) before hygiene removes it |
 | `hygiene` | strips e-mails, tokens and unlisted query parameters from everything stored |
 | `identity` | visitor id and session id; last, so a dropped event never opens a visit or sets a cookie |
+
+`bots`, `privacy`, `useragent`, `geo` and `identity` read nothing of a row but its site
+and receipt time: they are marked request-level (`pipeline.per_request`) and run once
+per request, not once per event. A step that starts reading the row must lose the mark.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from traceglider.ingest.enrich.bots import drop_bots
 from traceglider.ingest.enrich.geo import make_geo_step, open_lookup
@@ -31,6 +35,7 @@ from traceglider.ingest.enrich.identity import (
 )
 from traceglider.ingest.enrich.source import source
 from traceglider.ingest.enrich.useragent import make_user_agent_step
+from traceglider.ingest.pipeline import Drop, RequestInfo, per_request
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -51,14 +56,23 @@ def build_steps(
     (lazily, on first public IP) and raises ConfigError for a bad `TG_GEOIP_DB`."""
     steps: list[tuple[str, Step]] = []
     if getattr(settings, "drop_bots", True):
-        steps.append(("bots", drop_bots))
+        steps.append(("bots", request_level(drop_bots)))
     steps += [
-        ("privacy", make_privacy_step(settings.gpc_policy)),
-        ("useragent", make_user_agent_step(bool(settings.store_user_agent))),
-        ("geo", make_geo_step(open_lookup(settings.geoip_db))),
+        ("privacy", request_level(make_privacy_step(settings.gpc_policy))),
+        ("useragent", request_level(make_user_agent_step(bool(settings.store_user_agent)))),
+        ("geo", request_level(make_geo_step(open_lookup(settings.geoip_db)))),
         ("source", source),
         ("hygiene", make_hygiene_step(settings.query_allowlist)),
-        ("identity", make_identity_step(settings, salts or SaltStore(storage),
-                                        sessions or Sessions())),
+        ("identity", request_level(make_identity_step(settings, salts or SaltStore(storage),
+                                                      sessions or Sessions()))),
     ]
     return steps
+
+
+def request_level(step: Step) -> Step:
+    """Mark a step that reads only a row's site and receipt time: its columns are
+    computed once per request, on a row holding just those two."""
+    def whole(request: RequestInfo) -> dict[str, Any] | Drop:
+        return step({"site": request.site, "received_at": request.received_at}, request)
+
+    return per_request(step, whole)

@@ -136,21 +136,31 @@ def _clean_props(props: str) -> str:
     return orjson.dumps(values).decode()
 
 
+@lru_cache(maxsize=4096)  # pages and referrers repeat: one lookup per event for all four
+def clean_locations(url: str | None, query: str | None, path: str | None, referrer: str | None,
+                    allowed: frozenset[str]) -> tuple[str | None, str | None, str | None, str | None]:
+    """(query, url, path, referrer) as stored."""
+    query = clean_query(query, allowed)
+    clean = clean_url(url, allowed, MAX_URL, query or "")
+    if path:
+        # a hash router's route is the page: "/app#/settings" (kept in the URL only
+        # when the tracker runs in hash mode, or Plausible's script sent `h`)
+        raw_url = url or ""
+        route = _fragment(raw_url.partition("#")[2]) if "#" in raw_url else ""
+        path = (scrub(path) + route)[:MAX_PATH]
+    return query, clean, path, clean_url(referrer, None, MAX_REFERRER)
+
+
 def make_hygiene_step(
     query_allowlist: Iterable[str] = (),
 ) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
     allowed = frozenset(ALWAYS_KEPT) | frozenset(k.lower() for k in query_allowlist)
 
     def hygiene(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
-        raw_url = row.get("url") or ""
-        query = row["query"] = clean_query(row.get("query"), allowed)
-        row["url"] = clean_url(row.get("url"), allowed, MAX_URL, query or "")
-        if row.get("path"):
-            # a hash router's route is the page: "/app#/settings" (kept in the URL only
-            # when the tracker runs in hash mode, or Plausible's script sent `h`)
-            route = _fragment(raw_url.partition("#")[2]) if "#" in raw_url else ""
-            row["path"] = (scrub(row["path"]) + route)[:MAX_PATH]
-        row["referrer"] = clean_url(row.get("referrer"), None, MAX_REFERRER)
+        row["query"], row["url"], path, row["referrer"] = clean_locations(
+            row.get("url"), row.get("query"), row.get("path"), row.get("referrer"), allowed)
+        if path:
+            row["path"] = path
         if row.get("title"):
             row["title"] = scrub(row["title"])[:MAX_TITLE]
         for key in UTM_KEYS:
