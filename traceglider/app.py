@@ -36,6 +36,7 @@ from traceglider.static_files import TrackerScript
 from traceglider.stats.api import stats_router
 from traceglider.stats.cors import StatsCORS
 from traceglider.stats.sites_api import sites_router
+from traceglider.stats.v2 import v2_router
 from traceglider.storage import Storage, open_storage
 
 log = logging.getLogger("traceglider")
@@ -140,6 +141,7 @@ def create_app(
     app.include_router(ingest_router(ingest, collector))
     app.include_router(stats_router(settings, storage))
     app.include_router(sites_router(settings, storage))
+    app.include_router(v2_router(settings, storage))
     app.add_middleware(StatsCORS, origins=tuple(settings.stats_cors_origins))
     app.include_router(dashboard_router(settings, storage))
     app.include_router(rights_router(settings, storage, sink))

@@ -38,7 +38,8 @@ ROWS = [
     pageview("old-phone", "/", device_type="mobile", os="iOS", browser="Mobile Safari"),
     pageview("new-phone", "/", device_type="Mobile", os="iOS", browser="Safari"),
     pageview("tv", "/", device_type="other", os="Tizen", browser="Samsung Internet"),
-    pageview("old-linux", "/", device_type="desktop", os="Linux", browser="Firefox"),
+    pageview("old-linux", "/", device_type="desktop", os="Linux", browser="Firefox", country="US",
+             region="US-MD", city=4347778, city_name="Baltimore"),
     # pages for the globs
     pageview("g1", "/blog"), pageview("g2", "/blog/a"), pageview("g3", "/blog/a/b"),
     pageview("g4", "/blogging"), pageview("g5", "/about/blog"),
@@ -120,3 +121,12 @@ def test_conversion_rate_with_a_goal(api: TestClient) -> None:
     r = api.get("/api/v1/stats/breakdown", params={**DAY, "property": "event:goal",
                                                    "metrics": "visitors,conversion_rate"})
     assert r.status_code == 200
+
+
+def test_region_and_city(api: TestClient) -> None:
+    # stats-api-v1.md: visit:region is ISO 3166-2, visit:city a GeoNames id
+    assert breakdown(api, "visit:city", filters="visit:country==US") == {4347778: 1}
+    assert breakdown(api, "visit:region", filters="visit:country==US") == {"US-MD": 1}
+    assert visitors(api, "visit:city==4347778") == 1
+    assert visitors(api, "visit:region==US-MD") == 1
+    assert breakdown(api, "visit:city_name", filters="visit:country==US") == {"Baltimore": 1}

@@ -40,6 +40,8 @@ PROPERTIES: dict[str, tuple[str, str]] = {
     "visit:utm_content": ("visit", "utm_content"),
     "visit:country": ("visit", "country"),
     "visit:region": ("visit", "region"),
+    "visit:city": ("visit", "city"),  # GeoNames id, from a City database (TG_GEOIP_DB)
+    "visit:city_name": ("visit", "city_name"),
     "visit:device": ("visit", "device_type"),
     "visit:browser": ("visit", "browser"),
     "visit:browser_version": ("visit", "browser_version"),
