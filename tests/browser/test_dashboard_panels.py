@@ -61,6 +61,11 @@ def _lab_rows(now_us: int) -> list[dict[str, Any]]:
                         props=json.dumps({"message": payload, "source": "https://x.example/" + payload}), **env))
     rows.append(row("lab-err-dup", LAB, now_us - 3 * minute, type="error", name="JS Error", path=PAGES[2],
                     props=json.dumps({"message": XSS[0]}), visitor_id="lab-0"))
+    # attacker-controlled text in a page path, a language and a time zone
+    evil = {"visitor_id": "lab-0", "screen_width": 1920, "language": XSS[3], "timezone": XSS[1]}
+    rows.append(row("lab-evil-pv", LAB, now_us - 4 * minute, path="/x" + XSS[0], **evil))
+    rows.append(row("lab-evil-vital", LAB, now_us - 4 * minute + 1, type="vital", name="vital",
+                    path="/x" + XSS[0], metric_name="TTFB", metric_value=900.0, **evil))
     rows.append(row("lab-custom", LAB, now_us - 3 * minute, type="custom", name="Signup", path=PAGES[2],
                     visitor_id="lab-1"))
     return rows
@@ -361,6 +366,18 @@ def test_errors_show_the_xss_corpus_as_text_and_filter(open_page: Callable[..., 
     errors.locator(".row", has_text="/demo/app/settings").click()
     page.wait_for_selector(".chip")
     settle(page)
+    # and through the other new panels and their details views
+    page.goto(page.url.split("#")[0] + f"#site={LAB}&period=day&tab.vitals=TTFB&tab.environment=language")
+    page.reload()
+    settle(page)
+    assert panel(page, "vitals").locator(".label", has_text=XSS[0]).count() == 1
+    assert panel(page, "environment").locator(".label", has_text=XSS[3]).count() == 1
+    for name in ("vitals", "environment"):
+        panel(page, name).locator(".more", has_text="Details").click()
+        page.wait_for_selector("#details-rows tbody tr")
+        page.click("#details-close")
+    panel(page, "environment").locator(".tab", has_text="Time zones").click()
+    panel(page, "environment").locator(".label", has_text=XSS[1]).wait_for()
     assert page.evaluate("window.__xss") is None
     assert page.locator("main img, main script, main [onload], main [onerror]").count() == 0
 

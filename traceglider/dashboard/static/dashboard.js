@@ -875,7 +875,7 @@
     if (e.ctrlKey || e.metaKey || e.altKey) { return; }
     var tag = (e.target && e.target.tagName) || "";
     if (/^(INPUT|TEXTAREA|SELECT)$/.test(tag) || (e.target && e.target.isContentEditable)) { return; }
-    if (e.key === "Escape") { if (!$("details").hidden) { closeDetails(); } if (!$("manage").hidden) { $("manage").hidden = true; } return; }
+    if (e.key === "Escape") { if (!$("details").hidden) { closeDetails(); } if (!$("manage").hidden) { $("manage-close").click(); } return; }
     if (!$("details").hidden || !$("manage").hidden) { return; }
     var k = e.key.toLowerCase();
     if (KEYS[k]) { e.preventDefault(); setPeriod(KEYS[k]); return; }
