@@ -2,7 +2,7 @@
 read, validated and written here for the dashboard, the command line and the Sites API.
 
 A goal is a string, as the stats read it (`stats.sql.goal_condition`): `Visit <path>`
-(globs: `*` within a path segment, `**` across) counts the visitors who saw a page;
+(globs: `*` and `**`, any characters, as Plausible) counts the visitors who saw a page;
 anything else is a custom event's name. A funnel is a name and 2 to 8 such steps.
 Measurements the tracker sends by itself (engagement, vitals, errors) are never goals.
 """

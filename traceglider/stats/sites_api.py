@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from traceglider import site_config
 from traceglider.errors import BadRequest, NotFound
 from traceglider.site_config import WRITE_LOCK as _WRITE_LOCK  # the one configuration module
 from traceglider.site_config import read_raw as read_config
@@ -42,12 +43,12 @@ if TYPE_CHECKING:
     from traceglider.config import Settings
     from traceglider.storage.base import Storage
 
-SITE_CONFIG_PREFIX = "_sites/"  # as stats/service.py reads it
+SITE_CONFIG_PREFIX = site_config.PREFIX
 TIMEZONE = "Etc/UTC"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_GOALS = 50  # the stats read at most this many (service.GOALS_LIMIT)
-MAX_FUNNELS = 20
+MAX_GOALS = site_config.MAX_GOALS
+MAX_FUNNELS = site_config.MAX_FUNNELS
 MAX_TEXT = 200
 
 
@@ -175,18 +176,13 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
     def put_goal_work(body: dict[str, Any]) -> Any:
         site = site_of(body.get("site_id"))
         kind = _text(body, "goal_type", "Parameter `goal_type` is required: `event` or `page`")
+        # validated as the dashboard and the command line validate goals
         if kind == "event":
-            name = _text(body, "event_name", "Parameter `event_name` is required for an event goal")
-            assert name is not None
-            if name.startswith("Visit "):
-                raise BadRequest("An event name may not start with `Visit `: that is a page goal")
-            display = name
+            display = site_config.event_goal(
+                _text(body, "event_name", "Parameter `event_name` is required for an event goal"))
         elif kind == "page":
-            path = _text(body, "page_path", "Parameter `page_path` is required for a page goal")
-            assert path is not None
-            if not path.startswith("/"):
-                raise BadRequest("Parameter `page_path` must start with /")
-            display = f"Visit {path}"
+            display = site_config.page_goal(
+                _text(body, "page_path", "Parameter `page_path` is required for a page goal"))
         else:
             raise BadRequest("Parameter `goal_type` must be `event` or `page`")
         wanted = _text(body, "display_name")
@@ -242,11 +238,7 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
         steps = body.get("steps")
         if isinstance(steps, str):  # a form field: comma-separated
             steps = [s.strip() for s in steps.split(",") if s.strip()]
-        if not (isinstance(steps, list) and 2 <= len(steps) <= 8 and all(
-                isinstance(s, str) and 0 < len(s) <= MAX_TEXT and s.strip() for s in steps)):
-            raise BadRequest("Parameter `steps` must be 2 to 8 goals, such as "
-                             "[\"Visit /\", \"Visit /pricing\", \"Signup\"]")
-        funnel = {"name": name, "steps": [s.strip() for s in steps]}
+        funnel = site_config.check_funnel({"name": name, "steps": steps})
         with _WRITE_LOCK:
             config = read_config(storage, site)
             funnels = [f for f in _funnels(config) if f["name"] != name]
