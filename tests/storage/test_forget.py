@@ -102,3 +102,36 @@ def test_forgetting_in_a_compacted_partition_keeps_the_visit_ids(local_storage: 
     table = pq.read_table(local_storage.duckdb_uri(key))
     assert table.column("event_id").to_pylist() == ["b1", "b2"]
     assert table.column("visit_id").null_count == 0 and len(set(table.column("visit_id").to_pylist())) == 1
+
+
+def test_forgetting_removes_the_visitors_visits_and_the_stats_recompute_that_day(local_storage: Any) -> None:
+    import io
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
+    from traceglider.stats import query as Q
+    from traceglider.stats import service
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.compact import compact
+    from traceglider.storage.forget import visitor_hash
+
+    when = 1_764_280_000_000_000
+    write_rows(local_storage, [row("a1", visitor_id="alice", when_us=when, country="DE"),
+                               row("b1", visitor_id="bob", when_us=when + 1, country="FR")], "s1")
+    compact(local_storage)
+    visits = [i.key for i in local_storage.list("visits/")]
+    assert visits
+    report = forget_visitor(local_storage, "alice")
+    assert report.visits_removed == 1
+    for info in local_storage.list("visits/"):
+        table = pq.read_table(io.BytesIO(local_storage.get(info.key)))
+        assert visitor_hash("alice") not in table.column("visitor_hash").to_pylist()
+        assert table.column("country").to_pylist() == ["FR"]
+    engine = Engine(local_storage, clock=lambda: when / 1e6)
+    q = Q.parse({"site_id": "example.com", "period": "day", "property": "visit:country"},
+                datetime.fromtimestamp(when / 1e6, tz=UTC))
+    assert service.breakdown(engine, q)["results"] == [{"country": "FR", "visitors": 1}]
+    engine.close()
+    compact(local_storage)  # the day's visits are written again from the rewritten events
+    assert [i.key.rsplit("/", 1)[1][:3] for i in local_storage.list("visits/")] == ["vv-"]

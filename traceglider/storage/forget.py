@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from traceglider.schema import COMPACTED_SCHEMA
+from traceglider.schema import COMPACTED_SCHEMA, VISIT_SCHEMA
 from traceglider.storage.base import Storage
-from traceglider.storage.layout import EVENTS_PREFIX, parse_key
+from traceglider.storage.layout import EVENTS_PREFIX, VISITS_PREFIX, parse_key, parse_visits_key
 from traceglider.storage.lock import WAIT_SECONDS, maintenance
 from traceglider.storage.parquet import table_to_bytes
 
@@ -39,6 +39,7 @@ class ForgetReport:
     files_rewritten: int = 0
     files_deleted: int = 0
     rows_removed: int = 0
+    visits_removed: int = 0
     partitions: list[str] = field(default_factory=list)  # "site=S/date=D" touched
 
     def summary(self) -> str:
@@ -100,7 +101,33 @@ def _forget(storage: Storage, visitor_id: str, progress: Progress | None, site: 
             storage.delete([key])
         if progress:
             progress(done, len(keys))
+    _forget_visits(storage, visitor_id, site, report)
     return report
+
+
+def visitor_hash(visitor_id: str) -> int:
+    """The visits' `visitor_hash` of a visitor id (`visits_sql.VISITOR_HASH_SQL`)."""
+    return int(hashlib.md5(visitor_id.encode()).hexdigest()[:15], 16)
+
+
+def _forget_visits(storage: Storage, visitor_id: str, site: str | None, report: ForgetReport) -> None:
+    """The visits dataset is a second copy: the visitor's visits go from it too. A
+    rewritten visits file no longer names its events group, so readers sessionise that
+    date from its (rewritten) events until the next compaction writes its visits again."""
+    wanted = visitor_hash(visitor_id)
+    prefix = VISITS_PREFIX + (f"site={site}/" if site else "")
+    for info in storage.list(prefix):
+        if not parse_visits_key(info.key):
+            continue
+        table = pq.read_table(io.BytesIO(storage.get(info.key)), schema=VISIT_SCHEMA)
+        keep = pc.invert(pc.fill_null(pc.equal(table.column("visitor_hash"), wanted), False))
+        remaining = table.filter(keep)
+        if remaining.num_rows == table.num_rows:
+            continue
+        report.visits_removed += table.num_rows - remaining.num_rows
+        if remaining.num_rows:
+            storage.put(_new_key(info.key, visitor_id), table_to_bytes(remaining, VISIT_SCHEMA), if_absent=True)
+        storage.delete([info.key])
 
 
 def _may_hold(parquet: pq.ParquetFile, visitor_id: str) -> bool:

@@ -1,4 +1,5 @@
-"""Retention: delete whole partitions older than N days (by UTC date of receipt)."""
+"""Retention: delete whole partitions older than N days (by UTC date of receipt), of
+the events and of the visits (dated by their start)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ DEFAULT_DAYS = 760  # 25 months
 def expired_partitions(storage: Storage, days: int, now: datetime | None = None) -> dict[tuple[str, str], list[str]]:
     today = (now or datetime.now(UTC)).date()
     cutoff = (today - timedelta(days=days)).isoformat()
-    return {part: keys for part, keys in list_partitions(storage).items() if part[1] < cutoff}
+    from traceglider.storage.compact import list_visits
+
+    expired: dict[tuple[str, str], list[str]] = {}
+    for listing in (list_partitions(storage), list_visits(storage)):
+        for part, keys in listing.items():
+            if part[1] < cutoff:
+                expired.setdefault(part, []).extend(keys)
+    return expired
 
 
 def apply_retention(
