@@ -34,3 +34,22 @@ def test_the_command_writes_the_events_it_is_asked_for_into_a_new_nested_directo
     assert main(["demo-data", "--storage", str(root), "--site", "d.example", "--events", "100", "--days", "3"]) == 0
     assert len(stored_ids(LocalStorage(root))) == 100
     assert "wrote 100 events" in capsys.readouterr().out
+
+
+def test_the_command_leaves_the_store_as_a_collector_and_its_maintenance_would(tmp_path: Path) -> None:
+    import time
+
+    from traceglider.storage.compact import list_visits
+    from traceglider.storage.layout import compacted_group
+    from traceglider.storage.parquet import list_partitions
+
+    assert main(["demo-data", "--storage", str(tmp_path), "--site", "d.example", "--events", "2000",
+                 "--days", "4"]) == 0
+    storage = LocalStorage(tmp_path)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    parts, visits = list_partitions(storage), list_visits(storage)
+    for (site, day), keys in parts.items():
+        if day < today:  # compacted, with its visits
+            assert compacted_group(keys) is not None and visits.get((site, day)), day
+        else:  # today's files as the collector wrote them
+            assert compacted_group(keys) is None

@@ -219,6 +219,7 @@ def compact(
     wait: float = WAIT_SECONDS,
     stop: Callable[[], bool] | None = None,
     neighbours: bool = True,
+    before: str | None = None,
 ) -> list[CompactionResult]:
     """Compact every partition (or those of one site and/or date) whose files are not
     one up-to-date compacted group, oldest first. Compacting a date first compacts the
@@ -227,7 +228,8 @@ def compact(
     another maintenance job to finish (then `LockBusy`); `stop()` true: end after the
     partition in hand (a server shutting down). `neighbours=False`: with `date`, that
     date only (`traceglider compact --date`): its visits continue from the day before
-    if that is compacted, and the stats recompute what is left until a full run."""
+    if that is compacted, and the stats recompute what is left until a full run.
+    `before`: only the dates before it (`demo-data` leaves today as a collector would)."""
     with maintenance(storage, "compact", wait) as lock:  # never alongside forget: see lock.py
         partitions = list_partitions(storage, site)
         all_visits = list_visits(storage, site)
@@ -243,6 +245,8 @@ def compact(
             else:
                 wanted = [date] if date in keys else []
             for day in wanted:
+                if before is not None and day >= before:
+                    break
                 if stop and stop():
                     return results
                 previous, following = keys.get(previous_date(day)), keys.get(_next_date(day))
