@@ -130,3 +130,10 @@ def test_region_and_city(api: TestClient) -> None:
     assert visitors(api, "visit:city==4347778") == 1
     assert visitors(api, "visit:region==US-MD") == 1
     assert breakdown(api, "visit:city_name", filters="visit:country==US") == {"Baltimore": 1}
+
+
+@pytest.mark.parametrize("filters", ["visit:city~4347", "visit:city!=4347778", "visit:city==4347*",
+                                     "visit:city!~99"])
+def test_city_filters_of_every_kind_answer(api: TestClient, filters: str) -> None:
+    r = api.get("/api/v1/stats/aggregate", params={**DAY, "filters": filters})
+    assert r.status_code == 200, r.text

@@ -250,3 +250,28 @@ def test_v2_agrees_with_v1_on_the_demo_data(demo: TestClient) -> None:
                                                 "dimensions": ["event:goal"]}).json()["results"]
     assert {r["dimensions"][0]: r["metrics"] for r in v2_goals} == {
         g["goal"]: [g["visitors"], g["events"]] for g in goals if g["events"]}
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    ([["is", "visit:city", [2950159, 588409]]], 2),  # GeoNames ids as numbers, as Plausible takes them
+    ([["is", "visit:city", ["2950159"]]], 1),
+    ([["contains", "visit:city", ["2950"]]], 1),
+    ([["is_not", "visit:city", [2950159]]], 2),
+    ([["matches", "visit:city_name", ["^T"]]], 1),
+])
+def test_city_filters(api: TestClient, filters: list[Any], expected: int) -> None:
+    assert results(api, metrics=["visitors"], filters=filters) == [([], [expected])]
+
+
+@pytest.mark.parametrize("pattern", ["(?=a)", "(?<!b)c", r"(a)\1", "(?>a)"])
+def test_regular_expressions_re2_lacks_are_400(api: TestClient, pattern: str) -> None:
+    r = api.post("/api/v2/query", json={"site_id": SITE, "date_range": DAY, "metrics": ["visitors"],
+                                        "filters": [["matches", "event:page", [pattern]]]})
+    assert r.status_code == 400 and "regular expression" in r.json()["error"], r.text
+
+
+def test_a_value_duckdb_refuses_is_400_not_500(api: TestClient) -> None:
+    # \Z is Python's and not RE2's: the parser lets it through, DuckDB refuses it
+    r = api.post("/api/v2/query", json={"site_id": SITE, "date_range": DAY, "metrics": ["visitors"],
+                                        "filters": [["matches", "event:page", ["blog\\Z"]]]})
+    assert r.status_code == 400 and "Invalid filter value" in r.json()["error"], r.text

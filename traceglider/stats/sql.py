@@ -163,7 +163,7 @@ def condition(c: Condition, p: Params, alias: str) -> str:
         values = ", ".join(p.add(v) for v in c.values)
         cond = f"({expr} IN ({values}))" if len(c.values) > 1 else f"({expr} = {values})"
         return f"NOT coalesce({cond}, false)" if c.negated else cond
-    value = f"coalesce({expr}, '')"
+    value = f"coalesce({expr}::VARCHAR, '')"  # visit:city is an INTEGER
     if ci:
         value = f"lower({value})"
     alts = []

@@ -268,7 +268,14 @@ def v2_router(settings: Settings, storage: Storage) -> APIRouter:
             now = datetime.fromtimestamp(engine.clock(), tz=UTC)
             q = parse(document, now, _first_day(storage, str(document.get("site_id", "")).strip().lower())
                       if isinstance(document, dict) else None)
-            return engine.reading(lambda: answer(engine, q))
+            try:
+                return engine.reading(lambda: answer(engine, q))
+            except Exception as exc:
+                # DuckDB refusing a value the client gave (a regular expression RE2
+                # rejects that the parser let through) is the client's 400, not a 500
+                if type(exc).__name__ != "InvalidInputException":
+                    raise
+                raise BadRequest(f"Invalid filter value: {str(exc).splitlines()[0][:300]}") from None
         return await run_in_threadpool(run)
 
     return router

@@ -55,6 +55,9 @@ MAX_CLAUSES = 100
 MAX_CLAUSE = 2000
 MAX_DAYS = 5000
 PROP_NAME = re.compile(r"^[^\x00-\x1f]{1,300}$")
+# What Python's `re` takes and RE2 (DuckDB's regexp, as Plausible's ClickHouse) refuses:
+# lookarounds, backreferences, atomic groups, possessive repetition.
+RE2_LACKS = re.compile(r"\(\?(?:[=!>]|<[=!]|P=)|\\[1-9]|\\g<|[*+?}]\+")
 
 
 def _i(value: Any) -> str:
@@ -301,6 +304,10 @@ def _filter(raw: Any, depth: int, counter: list[int]) -> Node:
                 re.compile(clause)
             except re.error:
                 raise BadRequest(f"Invalid filter {_i(raw)}: {_i(clause)} is not a regular expression.") from None
+            if RE2_LACKS.search(clause):
+                raise BadRequest(f"Invalid filter {_i(raw)}: {_i(clause)} is not a regular expression in RE2 "
+                                 "syntax (no lookarounds, backreferences, atomic groups or possessive "
+                                 "repetition), which Plausible and this server use.")
     values = tuple(clauses)
     if dimension in NAMED:
         leaf = Condition("is", NAMED[dimension], _codes_named(dimension, op, values, case_sensitive))
