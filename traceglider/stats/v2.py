@@ -249,7 +249,14 @@ def _first_day(storage: Storage, site: str) -> Any:
 def v2_router(settings: Settings, storage: Storage) -> APIRouter:
     router = APIRouter(tags=["stats"])
 
-    @router.post("/api/v2/query", summary="Plausible's Stats API v2: one query, metrics by dimensions")
+    example = {"site_id": "example.com", "metrics": ["visitors", "bounce_rate"], "date_range": "7d",
+               "dimensions": ["visit:source"], "filters": [["contains", "event:page", ["/blog"]]]}
+
+    @router.post("/api/v2/query", summary="Plausible's Stats API v2: one query, metrics by dimensions",
+                 responses={400: {}, 401: {}, 413: {}},
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["site_id", "metrics", "date_range"]},
+                     "example": example}}}})
     @plausible_errors
     async def query_v2(request: Request) -> Any:
         check_bearer(settings, request)
