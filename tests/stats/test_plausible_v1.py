@@ -137,3 +137,11 @@ def test_region_and_city(api: TestClient) -> None:
 def test_city_filters_of_every_kind_answer(api: TestClient, filters: str) -> None:
     r = api.get("/api/v1/stats/aggregate", params={**DAY, "filters": filters})
     assert r.status_code == 200, r.text
+
+
+def test_timeseries_conversion_rate_with_a_goal_filter(api: TestClient) -> None:
+    # stats-api-v1.md lists conversion_rate among the timeseries metrics
+    r = api.get("/api/v1/stats/timeseries", params={**DAY, "interval": "date", "metrics": "conversion_rate,visitors",
+                                                    "filters": "event:goal==Signup"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"results": [{"date": "2026-11-20", "conversion_rate": round(100 / 11, 1), "visitors": 1}]}

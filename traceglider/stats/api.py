@@ -119,6 +119,8 @@ def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
         return service.aggregate(engine, Q.parse(params))
     if kind == "timeseries":
         q = Q.parse(params)
+        if "conversion_rate" in q.metrics:
+            return _timeseries_with_conversion_rate(engine, q)
         return service.timeseries(engine, q)
     if kind == "breakdown":
         return service.breakdown(engine, Q.parse(params, need_property=True))
@@ -151,6 +153,24 @@ def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
         cfg = service.site_config(engine, q.site)
         return {"goals": cfg.get("goals", []), "funnels": cfg.get("funnels", [])}
     raise BadRequest(f"unknown stats endpoint {kind}")
+
+
+def _timeseries_with_conversion_rate(engine: Engine, q: Any) -> dict[str, Any]:
+    """Plausible's timeseries `conversion_rate`: per bucket, the goal's visitors of the
+    bucket's visitors without the goal filter (v1's one decimal)."""
+    from dataclasses import replace
+
+    from traceglider.stats import service
+
+    base = tuple(m for m in q.metrics if m != "conversion_rate")
+    converted = service.timeseries(engine, replace(q, metrics=tuple(dict.fromkeys((*base, "visitors")))))
+    everyone = service.timeseries(engine, replace(q, metrics=("visitors",), filters=tuple(
+        f for f in q.filters if f.property != "event:goal")))
+    results = []
+    for row, total in zip(converted["results"], everyone["results"], strict=True):
+        rate = round(100 * row["visitors"] / total["visitors"], 1) if total["visitors"] else 0.0
+        results.append({"date": row["date"], **{m: rate if m == "conversion_rate" else row[m] for m in q.metrics}})
+    return {"results": results}
 
 
 def stats_router(settings: Settings, storage: Storage) -> APIRouter:
