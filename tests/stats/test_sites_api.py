@@ -181,3 +181,14 @@ def test_without_the_setting_no_origin_is_allowed(tmp_path: Path) -> None:
         ev = client.options("/api/event", headers={"Origin": "https://example.com",
                                                    "Access-Control-Request-Method": "POST"})
         assert ev.status_code == 204 and ev.headers["access-control-allow-origin"] == "https://example.com"
+
+
+def test_goals_as_kctl_plausible_sends_them(api: TestClient) -> None:
+    # kctl-plausible (Python 3.12, not installable here) POSTs goals, with goal_type
+    # page_path, and deletes with site_id in the query string
+    made = api.post("/api/v1/sites/goals", headers=AUTH,
+                    json={"site_id": "example.com", "goal_type": "page_path", "page_path": "/thanks"})
+    assert made.status_code == 200 and made.json()["display_name"] == "Visit /thanks"
+    gone = api.delete(f"/api/v1/sites/goals/{int(made.json()['id'])}", params={"site_id": "example.com"},
+                      headers=AUTH)
+    assert gone.json() == {"deleted": "true"}

@@ -7,7 +7,7 @@ the stats read: the sites, and each site's goals in `_sites/<site>.json` in stor
 | `GET /api/v1/sites` | `{"sites": [{"domain", "timezone"}], "meta": {"after", "before", "limit"}}` |
 | `GET /api/v1/sites/:site_id` | `{"domain", "timezone", "custom_properties"}` |
 | `GET /api/v1/sites/goals?site_id=` | `{"goals": [{"id", "goal_type", "display_name", ...}], "meta"}` |
-| `PUT /api/v1/sites/goals` | find or create a goal (`site_id`, `goal_type`, `event_name` or `page_path`) |
+| `PUT /api/v1/sites/goals` (or `POST`) | find or create a goal (`site_id`, `goal_type`, `event_name` or `page_path`) |
 | `DELETE /api/v1/sites/goals/:goal_id` | `{"deleted": "true"}` |
 | `GET/PUT /api/v1/sites/funnels`, `DELETE /api/v1/sites/funnels/:name` | the same for funnels (`name`, `steps`) |
 
@@ -180,7 +180,7 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
         if kind == "event":
             display = site_config.event_goal(
                 _text(body, "event_name", "Parameter `event_name` is required for an event goal"))
-        elif kind == "page":
+        elif kind in ("page", "page_path"):  # `page_path`: what kctl-plausible sends
             display = site_config.page_goal(
                 _text(body, "page_path", "Parameter `page_path` is required for a page goal"))
         else:
@@ -198,7 +198,9 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
                 write_config(storage, site, config)
         return {"domain": site, **goal_json(display)}
 
+    # POST too: kctl-plausible creates goals with POST (Plausible documents PUT)
     @router.put("/api/v1/sites/goals", summary="Find or create a goal")
+    @router.post("/api/v1/sites/goals", summary="Find or create a goal (as PUT)")
     @plausible_errors
     async def put_goal(request: Request) -> Any:
         check_bearer(settings, request)
