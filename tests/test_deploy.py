@@ -228,9 +228,14 @@ def test_each_function_may_touch_only_its_prefix(
         assert all(a.startswith("s3:") and "*" not in a for a in actions), actions
         if actions == ["s3:ListBucket"]:
             assert statement["Resource"] == {"Fn::GetAtt": ["EventsBucket", "Arn"]}
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": [{"Fn::Sub": "${Prefix}/*"}]}}
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": [
+                {"Fn::Sub": "${Prefix}/*"}, {"Fn::Sub": "${Prefix}.salts/*"}]}}
         elif statement["Resource"] == {"Fn::Sub": "${EventsBucket.Arn}/${Prefix}/_salts/*"}:
             assert actions == ["s3:DeleteObject"]  # the collector's one delete: old salts
+        elif statement["Resource"] == {"Fn::Sub": "${EventsBucket.Arn}/${Prefix}.salts/*"}:
+            # the salts' own prefix: the collector keeps them, the compaction deletes old ones
+            assert set(actions) == ({"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}
+                                    if role == "CollectorFunctionRole" else {"s3:DeleteObject"})
         else:
             assert set(actions) == object_actions
             assert statement["Resource"] == {"Fn::Sub": "${EventsBucket.Arn}/${Prefix}/*"}

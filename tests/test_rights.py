@@ -9,8 +9,14 @@ from fastapi.testclient import TestClient
 from tests.helpers import BROWSER_UA, batch, dataset_ids
 from traceglider.app import create_app
 from traceglider.config import load
+from traceglider.ingest.enrich.identity import VisitorCookies
 
 ALICE, BOB = "A" * 22, "B" * 22
+
+
+def cookie(client: TestClient, visitor: str) -> str:
+    """The cookie header of a visitor whose cookie this collector issued."""
+    return f"tg_vid={VisitorCookies(client.app.state.settings).issue(visitor)}"  # type: ignore[attr-defined]
 
 
 def test_forget_erases_a_visitor_including_events_still_in_the_spool(tmp_path: Path) -> None:
@@ -19,7 +25,8 @@ def test_forget_erases_a_visitor_including_events_still_in_the_spool(tmp_path: P
     with TestClient(create_app(settings), headers={"user-agent": BROWSER_UA}) as client:
         for visitor, ids in ((ALICE, ["a1", "a2"]), (BOB, ["b1"])):
             client.cookies.clear()
-            response = client.post("/collect", json=batch("example.com", ids), headers={"cookie": f"tg_vid={visitor}"})
+            response = client.post("/collect", json=batch("example.com", ids),
+                                   headers={"cookie": cookie(client, visitor)})
             assert response.status_code == 202
         assert dataset_ids(str(tmp_path / "data")) == []  # all still in the spool
 
@@ -63,7 +70,7 @@ def test_a_storage_failure_during_erasure_answers_503(tmp_path: Path, monkeypatc
     settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_API_TOKEN": "owner-token"})
     storage = LocalStorage(tmp_path / "data")
     with TestClient(create_app(settings, storage), headers={"user-agent": BROWSER_UA}) as client:
-        client.post("/collect", json=batch("example.com", ["a1"]), headers={"cookie": f"tg_vid={ALICE}"})
+        client.post("/collect", json=batch("example.com", ["a1"]), headers={"cookie": cookie(client, ALICE)})
 
         def refuse(keys: list[str]) -> None:
             raise StorageError("AccessDenied")

@@ -38,6 +38,7 @@ from traceglider.stats.cors import StatsCORS
 from traceglider.stats.sites_api import sites_router
 from traceglider.stats.v2 import v2_router
 from traceglider.storage import Storage, open_storage
+from traceglider.storage.salts import SaltStore, open_salt_storage
 
 log = logging.getLogger("traceglider")
 
@@ -59,8 +60,8 @@ class TraceGliderApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def build_pipeline(settings: Settings, storage: Storage) -> Pipeline:
-    return Pipeline([("split_url", split_url), *build_steps(settings, storage)])
+def build_pipeline(settings: Settings, salts: SaltStore) -> Pipeline:
+    return Pipeline([("split_url", split_url), *build_steps(settings, salts)])
 
 
 def build_sink(settings: Settings, storage: Storage) -> Sink:
@@ -102,10 +103,15 @@ def create_app(
     storage: Storage | None = None,
     clock: Callable[[], float] = time.time,
     sink: Sink | None = None,
+    salt_storage: Storage | None = None,
 ) -> FastAPI:
     storage = storage or open_storage(settings)
     settings = ensure_secret(settings, storage)
-    pipeline = build_pipeline(settings, storage)
+    # The salts live apart from the data (traceglider.storage.salts); the identity step
+    # only sees the store.
+    salt_storage = salt_storage or open_salt_storage(settings)
+    salts = SaltStore(salt_storage, legacy=storage)
+    pipeline = build_pipeline(settings, salts)
     sink = sink or build_sink(settings, storage)
     ingest = Ingest(settings, pipeline, sink, clock)
 
@@ -147,7 +153,8 @@ def create_app(
     app.include_router(rights_router(settings, storage, sink))
 
     answers = answers_for(settings, storage)  # None on Lambda
-    maintainer = (Maintainer(storage, settings.retention_days, settings.compact_seconds)
+    maintainer = (Maintainer(storage, settings.retention_days, settings.compact_seconds,
+                             salts=salt_storage)
                   if settings.mode == "server" and settings.compact_seconds > 0 else None)
     tracker = TrackerScript()
 

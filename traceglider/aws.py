@@ -138,10 +138,12 @@ def compact_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any
     """
     from traceglider.maintenance import run_maintenance
     from traceglider.storage import open_storage
+    from traceglider.storage.salts import open_salt_storage
 
     event = event if isinstance(event, dict) else {}
     settings = lambda_settings()
     summary = run_maintenance(open_storage(settings), _retention_days(event, settings),
-                              dates=event.get("dates"), site=event.get("site"))
+                              dates=event.get("dates"), site=event.get("site"),
+                              salts=open_salt_storage(settings))
     log.info("compaction done: %s", summary)
     return summary

@@ -191,10 +191,11 @@ def _to_compact(storage: Any, site: str | None, date: str | None) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from traceglider.ingest.enrich.identity import purge_old_salts
     from traceglider.storage.retention import apply_retention
+    from traceglider.storage.salts import open_salt_storage, purge_legacy_salts, purge_old_salts
 
-    storage = _storage(_settings(args))
+    settings = _settings(args)
+    storage = _storage(settings)
 
     def show(part: tuple[str, str], files: int) -> None:
         print(f"deleted site={part[0]} date={part[1]} ({files} files)", flush=True)
@@ -202,7 +203,8 @@ def cmd_retention(args: argparse.Namespace) -> int:
     removed = apply_retention(storage, args.days, progress=show)
     print(f"removed {removed} file(s) older than {args.days} days")
     # salts of days without traffic are not deleted by a collector: a daily job does it
-    salts = purge_old_salts(storage, datetime.now(UTC).date().isoformat())
+    salts = purge_legacy_salts(storage) + purge_old_salts(
+        open_salt_storage(settings), datetime.now(UTC).date().isoformat())
     print(f"deleted {len(salts)} cookieless salt(s) of past days")
     return 0
 

@@ -161,8 +161,8 @@ SETTINGS: list[Setting] = [
             "Comma-separated site domains accepted; events for other sites get 403. "
             "Unset accepts any site (with a warning at start)."),
     Setting("secret", None, _optional_text,
-            "Signs dashboard sessions and derives salts. Generated once and kept in the "
-            "data dir when unset."),
+            "Signs dashboard sessions and visitor cookies, keys the cookieless ids. "
+            "Generated once and kept in the data dir when unset."),
     Setting("api_token", None, _optional_text,
             "Bearer token of the stats API and dashboard; derived from the secret when unset."),
     Setting("cookie_name", "tg_vid", _text, "Name of the server-set visitor cookie."),
@@ -177,6 +177,10 @@ SETTINGS: list[Setting] = [
     Setting("gpc_policy", "cookieless", _cookieless_policy,
             "What to do for visitors with Global Privacy Control or Do Not Track: "
             "'cookieless' counts them without any cookie, 'drop' records nothing."),
+    Setting("salts", None, _optional_text,
+            "Where the daily cookieless salts live: a directory or s3://bucket/prefix that "
+            "readers of the data cannot reach (its own IAM on AWS). Unset: beside the data, "
+            "never inside it (<storage>.salts)."),
     Setting("spool_dir", None, _optional_text,
             "The local durable buffer (write-ahead log); inside the data dir when unset, "
             "/tmp/traceglider-spool on Lambda."),

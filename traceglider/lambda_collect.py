@@ -26,6 +26,7 @@ from traceglider.ingest.request import MAX_BODY_BYTES, decode_json, parse_batch
 from traceglider.ingest.urls import split_url
 from traceglider.secrets import ensure_secret
 from traceglider.storage.base import Storage
+from traceglider.storage.salts import SaltStore, open_salt_storage
 
 log = logging.getLogger("traceglider.aws")
 
@@ -96,7 +97,9 @@ class LambdaCollector:
 
         self.sink = firehose_sink(settings, storage)
         self.settings = ensure_secret(settings, storage)
-        self.pipeline = Pipeline([("split_url", split_url), *build_steps(self.settings, storage)])
+        salts = SaltStore(open_salt_storage(
+            self.settings, lambda url: open_light_storage(self.settings.replace(storage=url))), legacy=storage)
+        self.pipeline = Pipeline([("split_url", split_url), *build_steps(self.settings, salts)])
         self.limiter = edge.RateLimiter(settings.rate_limit)
         self.accepted = 0
 
@@ -115,6 +118,8 @@ class LambdaCollector:
             site, ctx, rows = parse_batch(decode_json(request.body), now)
             if not edge.site_allowed(site, self.settings.sites):
                 raise _forbidden(site)
+            edge.check_origin_sends_for(request.headers.get("origin"), request.headers.get("host"),
+                                        [site], self.settings.sites)
             info = RequestInfo(site=site, ip=ip, user_agent=request.headers.get("user-agent", "")[:1000],
                                headers=request.headers, cookies=request.cookies, received_at=now,
                                secure=edge.is_secure(cast(Any, request), self.settings.trusted_proxies), ctx=ctx)

@@ -29,17 +29,18 @@ FIRST_RUN_SECONDS = 300.0  # after start: not in the way of a worker warming up
 
 def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list[str] | None = None,
                     site: str | None = None, wait: float | None = None, today: dt.date | None = None,
-                    stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+                    stop: Callable[[], bool] | None = None,
+                    salts: Storage | None = None) -> dict[str, Any]:
     """Compact `dates` (default yesterday and today, UTC; a date's untouched days before
     it first), delete partitions older than `retention_days` (None: none) and purge old
     salts, all under one hold of the maintenance lock; a JSON-friendly summary.
     `wait`: seconds to wait for the lock (default the lock's own), then `LockBusy`;
     `stop()` true: end after the partition in hand."""
     from traceglider.delivered import convert_delivered
-    from traceglider.ingest.enrich.identity import purge_old_salts
     from traceglider.storage.compact import compact
     from traceglider.storage.lock import WAIT_SECONDS, maintenance
     from traceglider.storage.retention import apply_retention
+    from traceglider.storage.salts import purge_legacy_salts, purge_old_salts
 
     today = today or dt.datetime.now(dt.UTC).date()
     dates = dates or [(today - dt.timedelta(days=1)).isoformat(), today.isoformat()]
@@ -61,10 +62,13 @@ def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list
             now = dt.datetime.combine(today, dt.time(12), dt.UTC)
             removed = apply_retention(storage, retention_days, now=now)
     # The collector deletes old salts on the first event of a day; this covers days
-    # without traffic, so no salt outlives its day by more than one round.
-    salts = purge_old_salts(storage, today.isoformat())
+    # without traffic (in `salts`, the salt storage), so no salt outlives its day by
+    # more than one round, and deletes what older versions kept beside the data.
+    purged = purge_legacy_salts(storage)
+    if salts is not None:
+        purged += purge_old_salts(salts, today.isoformat())
     return {"compacted": compacted, "retention_days": retention_days, "removed_files": removed,
-            "purged_salts": len(salts), "delivered": plain(delivered)}
+            "purged_salts": len(purged), "delivered": plain(delivered)}
 
 
 def plain(value: Any) -> Any:
@@ -87,8 +91,10 @@ class Maintainer:
     at random, so that the workers of one server do not all try in the same instant."""
 
     def __init__(self, storage: Storage, retention_days: int | None, interval: float,
-                 first_run: float | None = None, clock: Callable[[], float] = time.time) -> None:
+                 first_run: float | None = None, clock: Callable[[], float] = time.time,
+                 salts: Storage | None = None) -> None:
         self.storage, self.retention_days, self.interval = storage, retention_days, interval
+        self.salts = salts
         self.first_run = min(interval, FIRST_RUN_SECONDS) if first_run is None else first_run
         self.clock = clock
         self.rounds = 0
@@ -121,7 +127,8 @@ class Maintainer:
 
         started = self.clock()
         try:
-            summary = run_maintenance(self.storage, self.retention_days, wait=0, stop=self._stop.is_set)
+            summary = run_maintenance(self.storage, self.retention_days, wait=0, stop=self._stop.is_set,
+                                      salts=self.salts)
         except LockBusy as exc:
             self.skipped += 1
             log.info("maintenance skipped: %s", exc)

@@ -19,7 +19,13 @@ import pytest
 pytestmark = pytest.mark.browser
 
 COOKIE = "tg_vid"
-COOKIE_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 random bytes, base64url
+# 16 random bytes (the visitor id), then 12 bytes of the MAC that marks it as ours
+COOKIE_ID = re.compile(r"^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{16}$")
+
+
+def visitor_of(value: str) -> str:
+    """The visitor id a cookie value stands for (what rows carry)."""
+    return value.partition(".")[0]
 COOKIELESS_ID = re.compile(r"^[0-9a-f]{16}$")  # BLAKE2b-64, hex
 DAY = 86_400
 
@@ -95,7 +101,7 @@ def test_cookie_path_consent_sets_the_cookie_events_carry_it_denial_clears_it(vi
                               timeout=5000) as answer:
         row = track(visit, "With the cookie")
     assert answer.value.status == 202
-    assert row["visitor_id"] == kept["value"]
+    assert row["visitor_id"] == visitor_of(kept["value"])
     refreshed = [attributes(h) for h in set_cookie_headers(answer.value)]
     assert [(c["name"], c["value"], c["max-age"]) for c in refreshed] == [
         (COOKIE, kept["value"], str(395 * DAY))]
@@ -111,7 +117,7 @@ def test_cookie_path_consent_sets_the_cookie_events_carry_it_denial_clears_it(vi
     assert [(c["name"], c["value"].strip('"'), c["max-age"]) for c in cleared] == [(COOKIE, "", "0")]
     assert collector_cookies(visit) == []
     after = track(visit, "After denial")
-    assert after["visitor_id"] != kept["value"]
+    assert after["visitor_id"] != visitor_of(kept["value"])
     assert after["visitor_id"] == before["visitor_id"]
 
 
@@ -127,14 +133,14 @@ def test_cookie_path_with_consent_required_nothing_before_the_grant(visit) -> No
     assert kept["name"] == COOKIE and kept["httpOnly"] and kept["sameSite"] == "Lax"
     rows = visit.events(2, where=lambda r: r["type"] in ("pageview", "custom"))
     assert sorted(r["name"] for r in rows) == ["Held until the grant", "pageview"]
-    assert {r["visitor_id"] for r in rows} == {kept["value"]}
+    assert {r["visitor_id"] for r in rows} == {visitor_of(kept["value"])}
 
     # A second page load in the same context: the cookie travels with the new page's
     # events (after the page's own grant, as a banner that remembers the answer does).
     visit.open("consent.html", "?again=1")
     consent(visit, "granted")
     rows = visit.events(2, where=lambda r: r["type"] == "pageview")
-    assert {r["visitor_id"] for r in rows} == {kept["value"]}
+    assert {r["visitor_id"] for r in rows} == {visitor_of(kept["value"])}
     assert [c["value"] for c in collector_cookies(visit)] == [kept["value"]]
 
 
@@ -184,7 +190,7 @@ def test_gpc_turned_on_later_wins_over_an_existing_cookie(visit) -> None:
     visit.open("spa.html")
     consent(visit, "granted")
     (kept,) = collector_cookies(visit)
-    assert track(visit, "Before GPC")["visitor_id"] == kept["value"]
+    assert track(visit, "Before GPC")["visitor_id"] == visitor_of(kept["value"])
 
     # The visitor turns Global Privacy Control on: the cookie is still in the browser,
     # and sent, but the collector neither reads nor refreshes it.
@@ -192,5 +198,5 @@ def test_gpc_turned_on_later_wins_over_an_existing_cookie(visit) -> None:
     with visit.page.expect_response(lambda r: r.url == visit.collector.origin + "/collect",
                                     timeout=5000) as answer:
         row = track(visit, "Under GPC")
-    assert COOKIELESS_ID.match(row["visitor_id"]) and row["visitor_id"] != kept["value"]
+    assert COOKIELESS_ID.match(row["visitor_id"]) and row["visitor_id"] != visitor_of(kept["value"])
     assert set_cookie_headers(answer.value) == []

@@ -119,3 +119,47 @@ def test_a_domain_of_only_commas_is_a_400(open_client):
     response = open_client.post("/api/event", json={"name": "pageview", "url": "https://example.com/",
                                                     "domain": " , ,"})
     assert response.status_code == 400 and "required, the site domain" in response.json()["error"]
+
+
+def consent(client, origin=None, referer=None, fetch_site=None, site="example.com"):  # type: ignore[no-untyped-def]
+    headers = {"content-type": "text/plain"}
+    for name, value in (("origin", origin), ("referer", referer), ("sec-fetch-site", fetch_site)):
+        if value is not None:
+            headers[name] = value
+    return client.post("/consent", content=f'{{"site": "{site}", "consent": "granted"}}', headers=headers)
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "https://evil.example"},  # the auto-submitted text/plain form of the report
+    {"origin": "https://example.com.evil.example"},
+    {"origin": "null"},  # a sandboxed frame hides where it is
+    {"referer": "https://evil.example/page"},
+    {"fetch_site": "cross-site"},
+])
+def test_a_consent_change_from_another_sites_page_is_refused_with_tg_sites_unset(open_client, headers):
+    response = consent(open_client, **headers)
+    assert response.status_code == 403 and "page of the site" in response.json()["error"]
+    assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "https://example.com"},
+    {"origin": "https://www.example.com"},
+    {"origin": "https://shop.example.com", "fetch_site": "cross-site"},
+    {"referer": "https://example.com/pricing"},
+    {"origin": "https://collector.test"},  # the collector's own pages (the demo)
+    {},  # not a browser: it cannot set a cookie in anyone's browser
+])
+def test_a_consent_change_from_a_page_of_the_site_is_accepted(open_client, headers):
+    response = consent(open_client, **headers)
+    assert response.status_code == 200 and "tg_vid=" in response.headers["set-cookie"]
+
+
+def test_a_configured_sites_page_may_not_send_for_another_configured_site(tmp_path):  # type: ignore[no-untyped-def]
+    with make_client(tmp_path) as client:  # TG_SITES=example.com,shop.example.org
+        body = {"site": "shop.example.org", "events": [event(type="pageview", url="https://shop.example.org/")]}
+        refused = client.post("/collect", json=body, headers={"origin": "https://example.com"})
+        assert refused.status_code == 403 and "may not send events for shop.example.org" in refused.json()["error"]
+        assert client.post("/collect", json=body, headers={"origin": "https://shop.example.org"}).status_code == 202
+        plausible = {"name": "pageview", "url": "https://shop.example.org/", "domain": "shop.example.org"}
+        assert client.post("/api/event", json=plausible, headers={"origin": "https://example.com"}).status_code == 403

@@ -99,6 +99,7 @@ class Collect:
             now = ingest.now_micros()
             site, ctx, rows = parse_body(body, now)
             ingest.check_site(site)
+            edge.check_origin_sends_for(headers.get("origin"), headers.get("host"), [site], self.sites)
             cookie = headers.get("cookie")
             info = RequestInfo(
                 site=site, ip=ip, user_agent=user_agent[:1000], headers=headers,

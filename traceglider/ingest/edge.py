@@ -130,6 +130,61 @@ def origin_allowed(origin: str | None, sites: tuple[str, ...], own_host: str | N
     return any(host == site.split(":")[0] or host.endswith("." + site.split(":")[0]) for site in sites)
 
 
+def host_of_site(host: str, site: str) -> bool:
+    """`host` (a page's) belongs to `site`: the site itself, www. or a subdomain."""
+    site_host = site.split(":")[0]
+    host = host.lower().removeprefix("www.")
+    return host == site_host or host.endswith("." + site_host)
+
+
+def _url_host(value: str) -> str | None:
+    try:
+        return (urlsplit(value).hostname or "").lower() or None
+    except ValueError:
+        return None
+
+
+def _own_host(own: str | None, host: str) -> bool:
+    return bool(own) and host == (own or "").split(":")[0].lower()
+
+
+def check_page_of_site(request: Request, sites: list[str]) -> None:
+    """A consent change must come from a page of the site it is for, whatever
+    TG_SITES says: otherwise any page on the web could auto-submit a form that sets
+    or clears a visitor's cookie for someone else's site. The page is known from
+    Origin, else Referer; a browser request that names neither but says cross-site
+    (Sec-Fetch-Site) is refused too. A client that is not a browser sends none and
+    cannot set a cookie in anyone's browser, so it passes."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = _url_host(origin) if origin != "null" else None
+        where = "this origin"
+    else:
+        referer = request.headers.get("referer")
+        host = _url_host(referer) if referer else None
+        where = "this page"
+        if referer is None:
+            if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+                raise Forbidden("a consent change must come from a page of the site it is for")
+            return
+    own = request.headers.get("host")
+    if host is None or not (_own_host(own, host) or any(host_of_site(host, site) for site in sites)):
+        raise Forbidden(f"{where} is not a page of {', '.join(sites)[:200]}: "
+                        "a consent change must come from a page of the site it is for")
+
+
+def check_origin_sends_for(origin: str | None, own: str | None, sites: list[str],
+                           configured: tuple[str, ...]) -> None:
+    """With TG_SITES set, a page of one configured site may not send events for
+    another: the Origin must belong to one of the sites named (or be our own host,
+    `own`)."""
+    if not configured or not origin or origin == "null":
+        return
+    host = _url_host(origin)
+    if host is None or not (_own_host(own, host) or any(host_of_site(host, site) for site in sites)):
+        raise Forbidden("this origin may not send events for " + ", ".join(sites)[:200])
+
+
 def check_origin(request: Request, sites: tuple[str, ...]) -> str | None:
     return checked_origin(request.headers.get("origin"), request.headers.get("host"), sites)
 

@@ -129,6 +129,16 @@ class Pipeline:
                 self.drops.update(drops)
         return current
 
+    def blocking(self, request: RequestInfo) -> bool:
+        """True when a step says this request will hold the CPU for a while (a costly
+        derivation not cached yet); the route then runs the pipeline on a thread so the
+        event loop keeps serving. A step opts in with a `blocking(request)` attribute."""
+        for _name, step in self.steps:
+            check = getattr(step, "blocking", None)
+            if check is not None and check(request):
+                return True
+        return False
+
     def warm_up(self) -> None:
         """Load what steps load lazily (databases, parsers) ahead of the first request.
         A step opts in with a `warm_up` attribute."""

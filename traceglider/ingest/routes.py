@@ -80,7 +80,10 @@ class Ingest:
             raise Forbidden(f"site {site!r} is not configured on this collector (TG_SITES)")
 
     async def accept(self, rows: list[dict[str, Any]], info: RequestInfo) -> list[dict[str, Any]]:
-        kept = self.pipeline.run(rows, info)
+        if self.pipeline.blocking(info):  # a costly id derivation: not on the event loop
+            kept = await asyncio.to_thread(self.pipeline.run, rows, info)
+        else:
+            kept = self.pipeline.run(rows, info)
         if kept:
             if self._alone(kept):
                 # Requests that arrived while the loop waited for that fsync begin
@@ -157,6 +160,7 @@ def ingest_router(ingest: Ingest, collector: Collect) -> APIRouter:
         document = parse_json_object(await edge.read_body(request), "site and consent")
         site = normalize_site(document.get("site"))
         ingest.check_site(site)
+        edge.check_page_of_site(request, [site])
         choice = document.get("consent")
         if choice not in ("granted", "denied"):
             raise BadRequest("consent: must be 'granted' or 'denied'")
@@ -182,6 +186,8 @@ def ingest_router(ingest: Ingest, collector: Collect) -> APIRouter:
         site, rows = parse_plausible(decode_json(await edge.read_body(request)), now)
         for row in rows:
             ingest.check_site(row["site"])
+        edge.check_origin_sends_for(request.headers.get("origin"), request.headers.get("host"),
+                                    [row["site"] for row in rows], settings.sites)
         info = ingest.request_info(request, site, {}, now, ip)
         kept = await ingest.accept(rows, info)
         response = plausible_answer(request, ip, len(rows) - len(kept))

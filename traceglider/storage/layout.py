@@ -10,9 +10,8 @@ from datetime import timedelta
 
 from traceglider.storage.keys import checked_key, path_component
 
-# A visit ends after this long without an event from its visitor. The one definition
-# the collector's session ids, compaction's visit ids and the stats all use.
-VISIT_TIMEOUT_MINUTES = 30
+# Re-exported: compaction and the stats read the visit rule here.
+from traceglider.visits import VISIT_TIMEOUT_MINUTES as VISIT_TIMEOUT_MINUTES
 
 EVENTS_PREFIX = "events/"
 VISITS_PREFIX = "visits/"

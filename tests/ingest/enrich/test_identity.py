@@ -7,28 +7,30 @@ from typing import Any
 import pytest
 
 from traceglider.config import load
-from traceglider.errors import StorageError
 from traceglider.ingest.enrich.identity import (
-    SALT_PREFIX,
-    SaltStore,
     Sessions,
+    VisitorCookies,
     consent_cookie,
     cookieless_id,
     make_identity_step,
     make_privacy_step,
-    purge_old_salts,
     valid_cookie_id,
 )
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.storage.salts import SaltStore
 
 from .conftest import NOW_US, make_request, make_row
 
 MINUTE = 60_000_000
-COOKIE = "AAAAAAAAAAAAAAAAAAAAAA"
+SECRET = "identity-test-secret-0123456789abcdef"
 
 
 def settings(**env: str) -> Any:
-    return load(env={"TG_STORAGE": "/nonexistent", **env})
+    return load(env={"TG_STORAGE": "/nonexistent", "TG_SECRET": SECRET, **env})
+
+
+VISITOR = "AAAAAAAAAAAAAAAAAAAAAA"
+COOKIE = VisitorCookies(settings()).issue(VISITOR)  # a value this instance issued
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def identify(local_storage):  # type: ignore[no-untyped-def]
 
 def test_the_cookie_flags_are_exact() -> None:
     [grant] = consent_cookie(settings(TG_COOKIE_DOMAIN="example.com"), True, True, None)
-    assert valid_cookie_id(grant.pop("value"))
+    assert VisitorCookies(settings()).visitor(grant.pop("value"))
     assert grant == {"key": "tg_vid", "max_age": 395 * 86_400, "path": "/", "domain": "example.com",
                      "secure": True, "httponly": True, "samesite": "lax"}
 
@@ -85,7 +87,7 @@ def test_a_repeated_grant_keeps_the_id_and_a_denial_clears_the_cookie() -> None:
 
 def test_with_a_consent_cookie_the_id_is_the_cookie_and_it_is_refreshed(identify) -> None:  # type: ignore[no-untyped-def]
     request = make_request(cookies={"tg_vid": COOKIE}, secure=False)
-    assert identify(request)["visitor_id"] == COOKIE
+    assert identify(request)["visitor_id"] == VISITOR
     assert [(c["value"], c["max_age"], c["secure"]) for c in request.set_cookies] == [
         (COOKIE, 395 * 86_400, False)]
 
@@ -103,14 +105,15 @@ def test_without_consent_no_cookie_is_set_and_the_id_is_a_hash(identify) -> None
 def test_cookies_without_consent_sets_a_new_cookie(identify) -> None:  # type: ignore[no-untyped-def]
     request = make_request()
     visitor = identify(request, TG_COOKIES_WITHOUT_CONSENT="true")["visitor_id"]
-    assert valid_cookie_id(visitor) and request.set_cookies[0]["value"] == visitor
+    value = request.set_cookies[0]["value"]
+    assert valid_cookie_id(visitor) and VisitorCookies(settings()).visitor(value) == visitor
 
 
 @pytest.mark.parametrize("headers", [{"sec-gpc": "1"}, {"dnt": "1"}])
 def test_gpc_and_dnt_force_cookieless(identify, headers: dict) -> None:  # type: ignore[no-untyped-def]
     request = make_request(headers=headers, cookies={"tg_vid": COOKIE})
     visitor = identify(request, TG_COOKIES_WITHOUT_CONSENT="true")["visitor_id"]
-    assert visitor != COOKIE and len(visitor) == 16 and request.set_cookies == []
+    assert visitor != VISITOR and len(visitor) == 16 and request.set_cookies == []
 
 
 @pytest.mark.parametrize(("policy", "headers", "dropped"), [
@@ -125,41 +128,42 @@ def test_the_gpc_policy(policy: str, headers: dict, dropped: bool) -> None:
     assert (result == Drop("privacy", "Sec-GPC or DNT")) is dropped
 
 
-def test_collectors_sharing_storage_share_the_salt(local_storage) -> None:  # type: ignore[no-untyped-def]
-    first, second = SaltStore(local_storage), SaltStore(local_storage)
-    assert first.salt("2026-11-27") == second.salt("2026-11-27")
-    assert first.salt("2026-11-27") != first.salt("2026-11-28")
-
-
-def test_salts_older_than_yesterday_are_destroyed(local_storage) -> None:  # type: ignore[no-untyped-def]
-    store = SaltStore(local_storage)
-    for day in ("2026-11-24", "2026-11-25", "2026-11-26"):
-        store.salt(day)
-    assert [i.key for i in local_storage.list(SALT_PREFIX)] == [
-        SALT_PREFIX + "2026-11-25", SALT_PREFIX + "2026-11-26"]
-    assert purge_old_salts(local_storage, "2026-11-28") == [
-        SALT_PREFIX + "2026-11-25", SALT_PREFIX + "2026-11-26"]
-    assert "2026-11-24" not in store._salts
-
-
-class Unreachable:
-    def put(self, *a: Any, **k: Any) -> bool:
-        raise StorageError("down")
-
-    get = list = put
-
-
-def test_unreachable_storage_falls_back_to_a_local_salt_for_a_while() -> None:
-    now = [0.0]
-    store = SaltStore(Unreachable(), clock=lambda: now[0])  # type: ignore[arg-type]
-    salt = store.salt("2026-11-27")
-    assert len(salt) == 32 and store.salt("2026-11-27") == salt
-    now[0] += 3600  # retried, still down: the same local salt, so ids stay stable
-    assert store.salt("2026-11-27") == salt
-
-
 def test_the_cookieless_hash_is_keyed() -> None:
-    assert cookieless_id(b"a" * 32, "s", "ip", "ua") != cookieless_id(b"b" * 32, "s", "ip", "ua")
+    assert cookieless_id(b"a" * 32, "s", "ua") != cookieless_id(b"b" * 32, "s", "ua")
+
+
+@pytest.mark.parametrize("planted", [
+    "AAAAAAAAAAAAAAAAAAAAAA",  # an unsigned id, as versions before 0.2 issued
+    "AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA",  # the right shape, a made-up MAC
+    VisitorCookies(settings(TG_SECRET="another-instance-secret-0123456789")).issue(VISITOR),
+])
+def test_a_cookie_value_this_instance_did_not_issue_counts_as_no_cookie(identify, planted) -> None:  # type: ignore[no-untyped-def]
+    request = make_request(cookies={"tg_vid": planted})
+    visitor = identify(request)["visitor_id"]
+    assert visitor != VISITOR and len(visitor) == 16  # cookieless
+    assert request.set_cookies == []  # not refreshed, not stored
+    assert identify(make_request())["visitor_id"] == visitor
+    # where cookies are set without consent, it is replaced by one we issued
+    replaced = make_request(cookies={"tg_vid": planted})
+    identify(replaced, TG_COOKIES_WITHOUT_CONSENT="true")
+    assert replaced.set_cookies[0]["value"] != planted
+    assert VisitorCookies(settings()).visitor(replaced.set_cookies[0]["value"])
+    # and a consent grant issues a fresh value rather than adopting the planted one
+    assert consent_cookie(settings(), True, True, planted)[0]["value"] != planted
+
+
+def test_the_costly_derivation_runs_once_per_address_and_salt(local_storage) -> None:  # type: ignore[no-untyped-def]
+    step = make_identity_step(settings(), SaltStore(local_storage), Sessions())
+    keys = step.address_keys  # type: ignore[attr-defined]
+    first = make_request()
+    assert step.blocking(first)  # type: ignore[attr-defined]
+    step(make_row(), first)
+    assert not step.blocking(make_request(user_agent="other"))  # type: ignore[attr-defined]
+    for _ in range(3):
+        step(make_row(), make_request(user_agent="other"))
+    assert keys.derived == 1
+    assert step.blocking(make_request(ip="127.0.0.9"))  # type: ignore[attr-defined]
+    assert not step.blocking(make_request(cookies={"tg_vid": COOKIE}))  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("gaps_minutes", "new_sessions"), [

@@ -10,6 +10,7 @@ from traceglider.ingest.pipeline import Pipeline
 from traceglider.ingest.request import parse_batch
 from traceglider.ingest.urls import split_url
 from traceglider.schema import COLUMNS
+from traceglider.storage.salts import SaltStore
 
 from .conftest import NOW_US, make_request
 
@@ -17,8 +18,8 @@ PUBLIC_IP = "81.2.69.160"  # data only: nothing is sent to it
 
 
 def pipeline(storage, **env: str) -> Pipeline:  # type: ignore[no-untyped-def]
-    settings = load(env={"TG_STORAGE": "/nonexistent", **env})
-    return Pipeline([("split_url", split_url)] + build_steps(settings, storage))
+    settings = load(env={"TG_STORAGE": "/nonexistent", "TG_SECRET": "steps-test-secret-0123456789abcdef", **env})
+    return Pipeline([("split_url", split_url)] + build_steps(settings, SaltStore(storage)))
 
 
 def test_the_steps_run_in_the_documented_order(local_storage) -> None:  # type: ignore[no-untyped-def]

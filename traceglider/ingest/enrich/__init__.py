@@ -1,6 +1,8 @@
 """The enrichment steps that follow parsing, in the order they must run.
 
-The collector's pipeline is `[("split_url", split_url)] + build_steps(settings, storage)`:
+The collector's pipeline is `[("split_url", split_url)] + build_steps(settings, salts)`,
+the salt store built by `create_app` (`traceglider.storage.salts`): no step imports
+storage.
 
 | step | why here |
 |---|---|
@@ -26,12 +28,11 @@ from traceglider.ingest.enrich.bots import drop_bots
 from traceglider.ingest.enrich.geo import make_geo_step, open_lookup
 from traceglider.ingest.enrich.hygiene import make_hygiene_step
 from traceglider.ingest.enrich.identity import (
-    SaltStore,
+    Salts,
     Sessions,
     consent_cookie,
     make_identity_step,
     make_privacy_step,
-    purge_old_salts,
 )
 from traceglider.ingest.enrich.source import source
 from traceglider.ingest.enrich.useragent import make_user_agent_step
@@ -40,16 +41,14 @@ from traceglider.ingest.pipeline import Drop, RequestInfo, per_request
 if TYPE_CHECKING:
     from traceglider.config import Settings
     from traceglider.ingest.pipeline import Step
-    from traceglider.storage.base import Storage
 
-__all__ = ["build_steps", "consent_cookie", "purge_old_salts", "SaltStore", "Sessions"]
+__all__ = ["build_steps", "consent_cookie", "Salts", "Sessions"]
 
 
 def build_steps(
     settings: Settings,
-    storage: Storage,
+    salts: Salts,
     *,
-    salts: SaltStore | None = None,
     sessions: Sessions | None = None,
 ) -> list[tuple[str, Step]]:
     """The ordered enrichment steps, to run after `split_url`. Opens the geo database
@@ -63,8 +62,7 @@ def build_steps(
         ("geo", request_level(make_geo_step(open_lookup(settings.geoip_db)))),
         ("source", source),
         ("hygiene", make_hygiene_step(settings.query_allowlist)),
-        ("identity", request_level(make_identity_step(settings, salts or SaltStore(storage),
-                                                      sessions or Sessions()))),
+        ("identity", request_level(make_identity_step(settings, salts, sessions or Sessions()))),
     ]
     return steps
 

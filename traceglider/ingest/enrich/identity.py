@@ -4,13 +4,21 @@ With consent (a grant through `POST /consent`, which sets the cookie, or
 `TG_COOKIES_WITHOUT_CONSENT`), the visitor id is a random value in the server-set
 cookie (`TG_COOKIE_NAME`, default `tg_vid`): HttpOnly, Secure on HTTPS, SameSite=Lax,
 Domain from `TG_COOKIE_DOMAIN`, Max-Age `TG_COOKIE_DAYS` (at most 400), refreshed on
-every request that carries it. The cookie's presence is the consent record.
+every request that carries it. The cookie's presence is the consent record, so the
+collector only honours values it issued: `<22-character id>.<MAC>`, the MAC keyed
+with the instance secret. A value it did not issue (planted by a page script, a
+third-party script or a sibling subdomain, or an unsigned cookie of a version before
+0.2) counts as no cookie: it is neither stored nor refreshed.
 
 Without consent, and always under `Sec-GPC: 1` or `DNT: 1`, the id is cookieless:
-a keyed BLAKE2b hash of a random salt of the UTC day, the site, the IP and the user
-agent. Salts live in the storage (`_salts/<date>`), written first-writer-wins so every
-collector and Lambda shares them, and are deleted once their day is over; with the
-salt gone, an id can be neither recomputed nor linked to the next day's.
+a keyed BLAKE2b hash of the site and the user agent, under a key derived from the
+address with scrypt (memory-hard: `KDF_N`, `KDF_R`), salted with the random salt of
+the UTC day and a key from the instance secret. The derived key is cached in memory
+per (salt, address), so only an address's first request of the day pays for it, and
+then on a worker thread, never on the event loop. Salts come from a store the app
+hands in (`traceglider.storage.salts`: kept apart from the data, deleted once their
+day is over); with the salt gone, an id can be neither recomputed nor linked to the
+next day's.
 
 Visits: a new session starts after 30 minutes without an event from the visitor. The
 collector keeps an in-memory map per process; the query layer recomputes visits from
@@ -19,48 +27,89 @@ collector keeps an in-memory map per process; the query layer recomputes visits 
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import logging
+import hmac
 import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from traceglider.errors import StorageError
+from traceglider.errors import ConfigError
 from traceglider.ingest.pipeline import Drop, RequestInfo
-from traceglider.storage.layout import VISIT_TIMEOUT_MINUTES
+from traceglider.visits import VISIT_TIMEOUT_MINUTES
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
-    from traceglider.storage.base import Storage
-
-log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT_SECONDS = VISIT_TIMEOUT_MINUTES * 60
-SALT_PREFIX = "_salts/"
-SALT_BYTES = 32
-SALT_RETRY_SECONDS = 60.0
-COOKIE_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 random bytes, base64url
+ID_CHARS = 22  # 16 random bytes, base64url
+MAC_CHARS = 16  # 12 bytes of HMAC-SHA256, base64url
+COOKIE_VALUE = re.compile(rf"^([A-Za-z0-9_-]{{{ID_CHARS}}})\.([A-Za-z0-9_-]{{{MAC_CHARS}}})$")
+COOKIE_ID = re.compile(rf"^[A-Za-z0-9_-]{{{ID_CHARS}}}$")
 MAX_SESSIONS = 1_000_000
 SALT_PREFETCH_SECONDS = 600  # tomorrow's salt is fetched in the last ten minutes of today
+# scrypt with N=2^12, r=8: 4 MiB and a few milliseconds per address (docs/privacy.md
+# has the measured cost and what it means for someone holding a day's salt).
+KDF_N = 2 ** 12
+KDF_R = 8
+KDF_MAXMEM = 64 * 1024 * 1024
+MAX_ADDRESS_KEYS = 200_000  # per salt; at about 150 bytes each, 30 MB at most
 
 
-def new_visitor_id() -> str:
-    return secrets.token_urlsafe(16)
+class Salts(Protocol):
+    """Where the day's salt comes from (`traceglider.storage.salts.SaltStore`)."""
 
-
-def valid_cookie_id(value: str | None) -> bool:
-    return bool(value) and COOKIE_ID.match(value or "") is not None
+    def salt(self, day: str) -> bytes: ...
 
 
 def _utc_date(micros: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(micros // 1_000_000))
 
 
+def _key(settings: Settings, purpose: str) -> bytes:
+    secret = getattr(settings, "secret", None)
+    if not secret:
+        raise ConfigError("the identity step needs the instance secret (ensure_secret first)")
+    return hashlib.sha256(f"traceglider {purpose}\0{secret}".encode()).digest()
+
+
 # --- cookies ------------------------------------------------------------------------
+
+class VisitorCookies:
+    """Cookie values the collector issued: a random id and its MAC, so that a value
+    someone else planted is recognised as not ours."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._key = _key(settings, "visitor cookie")
+
+    def _mac(self, visitor_id: str) -> str:
+        digest = hmac.new(self._key, visitor_id.encode(), hashlib.sha256).digest()
+        return _b64(digest[:12])
+
+    def issue(self, visitor_id: str | None = None) -> str:
+        visitor_id = visitor_id or secrets.token_urlsafe(16)
+        return f"{visitor_id}.{self._mac(visitor_id)}"
+
+    def visitor(self, value: str | None) -> str | None:
+        """The visitor id in a value we issued, or None for anything else."""
+        match = COOKIE_VALUE.match(value or "")
+        if match is None or not hmac.compare_digest(match.group(2), self._mac(match.group(1))):
+            return None
+        return match.group(1)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def valid_cookie_id(value: str | None) -> bool:
+    """A visitor id as stored: 22 base64url characters."""
+    return bool(value) and COOKIE_ID.match(value or "") is not None
+
 
 def visitor_cookie(settings: Settings, value: str, secure: bool) -> dict[str, Any]:
     """Keyword arguments for Starlette's `response.set_cookie` that set the cookie."""
@@ -86,86 +135,60 @@ def consent_cookie(
     settings: Settings, granted: bool, secure: bool, existing: str | None
 ) -> list[dict[str, Any]]:
     """The cookie instructions answering `POST /consent`: a grant sets the cookie
-    (keeping a valid existing id, so a repeated grant is not a new visitor); a denial
-    clears it."""
+    (keeping an existing value we issued, so a repeated grant is not a new visitor;
+    replacing anything else); a denial clears it."""
     if not granted:
         return [clear_cookie(settings, secure)]
-    value = existing if existing and valid_cookie_id(existing) else new_visitor_id()
+    cookies = VisitorCookies(settings)
+    value = existing if existing and cookies.visitor(existing) else cookies.issue()
     return [visitor_cookie(settings, value, secure)]
 
 
-# --- salts --------------------------------------------------------------------------
+# --- cookieless ids -----------------------------------------------------------------
 
-class SaltStore:
-    """The cookieless salts, one random 32-byte value per UTC day, shared through
-    storage. If storage cannot be reached, a process-local salt is used for the day
-    (ids from this process then differ from other collectors') and storage is tried
-    again every `SALT_RETRY_SECONDS`."""
+class AddressKeys:
+    """The costly part of a cookieless id: a memory-hard key per (day's salt, address),
+    cached in memory for the salts in use (today's and, around midnight, yesterday's)."""
 
-    def __init__(self, storage: Storage, clock: Callable[[], float] = time.monotonic) -> None:
-        self.storage = storage
-        self.clock = clock
-        self._salts: dict[str, bytes] = {}
-        self._local: dict[str, tuple[bytes, float]] = {}
+    def __init__(self, settings: Settings, max_entries: int = MAX_ADDRESS_KEYS) -> None:
+        self._pepper = _key(settings, "cookieless address")
+        self.max_entries = max_entries
+        self._by_salt: OrderedDict[bytes, OrderedDict[str, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+        self.derived = 0
 
-    def salt(self, day: str) -> bytes:
-        found = self._salts.get(day)
-        if found is not None:
-            return found
+    def cached(self, salt: bytes, address: str) -> bool:
         with self._lock:
-            found = self._salts.get(day)
-            if found is not None:
-                return found
-            local = self._local.get(day)
-            if local and self.clock() < local[1]:
-                return local[0]
-            try:
-                found = self._load(day)
-            except StorageError:
-                log.warning("salt storage unreachable; using a process-local salt for now")
-                salt = local[0] if local else secrets.token_bytes(SALT_BYTES)
-                self._local[day] = (salt, self.clock() + SALT_RETRY_SECONDS)
-                return salt
-            self._local.pop(day, None)
-            self._forget_before(day)
-            self._salts[day] = found
-            return found
+            keys = self._by_salt.get(salt)
+            return keys is not None and address in keys
 
-    def _load(self, day: str) -> bytes:
-        key = SALT_PREFIX + day
-        self.storage.put(key, secrets.token_bytes(SALT_BYTES), if_absent=True)
-        salt = self.storage.get(key)  # the first writer's, whoever that was
-        if len(salt) != SALT_BYTES:
-            raise StorageError(f"{key} is not a salt")
-        purge_old_salts(self.storage, day)
-        return salt
-
-    def _forget_before(self, day: str) -> None:
-        for old in [d for d in self._salts if d < _previous(day)]:
-            del self._salts[old]
+    def key(self, salt: bytes, address: str) -> bytes:
+        with self._lock:
+            keys = self._by_salt.get(salt)
+            if keys is not None and address in keys:
+                keys.move_to_end(address)
+                return keys[address]
+        derived = derive_address_key(salt, self._pepper, address)  # the GIL is released
+        with self._lock:
+            keys = self._by_salt.get(salt)
+            if keys is None:
+                keys = self._by_salt[salt] = OrderedDict()
+                while len(self._by_salt) > 2:  # a salt two days old is deleted: so are its keys
+                    self._by_salt.popitem(last=False)
+            keys[address] = derived
+            while len(keys) > self.max_entries:
+                keys.popitem(last=False)
+            self.derived += 1
+        return derived
 
 
-def _previous(day: str) -> str:
-    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+def derive_address_key(salt: bytes, pepper: bytes, address: str) -> bytes:
+    return hashlib.scrypt(address.encode(), salt=salt + pepper, n=KDF_N, r=KDF_R, p=1,
+                          dklen=32, maxmem=KDF_MAXMEM)
 
 
-def purge_old_salts(storage: Storage, today: str) -> list[str]:
-    """Delete the salts of days before yesterday; returns the keys deleted. Called on
-    the first event of each day and worth calling from a daily job too (compaction or
-    retention), so salts go even on days without traffic."""
-    keep_from = _previous(today)
-    old = [info.key for info in storage.list(SALT_PREFIX)
-           if info.key[len(SALT_PREFIX):] < keep_from]
-    if old:
-        storage.delete(old)
-    return old
-
-
-def cookieless_id(salt: bytes, site: str, ip: str, user_agent: str) -> str:
-    digest = hashlib.blake2b(
-        f"{site}\0{ip}\0{user_agent}".encode(), key=salt, digest_size=8
-    )
+def cookieless_id(address_key: bytes, site: str, user_agent: str) -> str:
+    digest = hashlib.blake2b(f"{site}\0{user_agent}".encode(), key=address_key, digest_size=8)
     return digest.hexdigest()
 
 
@@ -221,26 +244,34 @@ def make_privacy_step(gpc_policy: str) -> Callable[[dict[str, Any], RequestInfo]
 
 
 def make_identity_step(
-    settings: Settings, salts: SaltStore, sessions: Sessions
+    settings: Settings, salts: Salts, sessions: Sessions, keys: AddressKeys | None = None
 ) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
     cookie_name = settings.cookie_name
     without_consent = bool(settings.cookies_without_consent)
+    cookies = VisitorCookies(settings)
+    keys = keys or AddressKeys(settings)
 
     def cookie_visitor(request: RequestInfo) -> str | None:
         cached = request.cache.get("cookie_visitor")
         if cached is not None:
             return cached or None
-        value = ""
+        visitor, value = "", ""
         if not request.gpc:
             existing = request.cookies.get(cookie_name)
-            if valid_cookie_id(existing):
+            visitor = cookies.visitor(existing) or ""
+            if visitor:
                 value = existing or ""
             elif without_consent:
-                value = new_visitor_id()
+                value = cookies.issue()
+                visitor = cookies.visitor(value) or ""
             if value:
                 request.set_cookies.append(visitor_cookie(settings, value, request.secure))
-        request.cache["cookie_visitor"] = value
-        return value or None
+        request.cache["cookie_visitor"] = visitor
+        return visitor or None
+
+    def cookieless(request: RequestInfo, site: str) -> str:
+        salt = salts.salt(_utc_date(request.received_at))
+        return cookieless_id(keys.key(salt, request.ip or ""), site, request.user_agent)
 
     def identity(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
         site = row.get("site") or request.site
@@ -249,9 +280,7 @@ def make_identity_step(
             key = ("cookieless", site)
             visitor = request.cache.get(key)
             if visitor is None:
-                salt = salts.salt(_utc_date(request.received_at))
-                visitor = cookieless_id(salt, site, request.ip or "", request.user_agent)
-                request.cache[key] = visitor
+                visitor = request.cache[key] = cookieless(request, site)
         row["visitor_id"] = visitor
         # Every event of a request shares its receipt time, hence its visit.
         session_key = ("session", site, visitor)
@@ -260,6 +289,15 @@ def make_identity_step(
             session = request.cache[session_key] = sessions.session_id(site, visitor, row["received_at"])
         row["session_id"] = session
         return row
+
+    def blocking(request: RequestInfo) -> bool:
+        """True when this request's id needs the costly derivation (an address's first
+        request under today's salt): the route then runs the pipeline on a thread."""
+        if not request.gpc and cookies.visitor(request.cookies.get(cookie_name)):
+            return False
+        if without_consent and not request.gpc:
+            return False
+        return not keys.cached(salts.salt(_utc_date(request.received_at)), request.ip or "")
 
     def prefetch_salts() -> None:
         # Run periodically off the request path (see app.lifespan): fetching a day's
@@ -270,4 +308,6 @@ def make_identity_step(
             salts.salt(_utc_date(int((now + SALT_PREFETCH_SECONDS) * 1_000_000)))
 
     identity.warm_up = prefetch_salts  # type: ignore[attr-defined]
+    identity.blocking = blocking  # type: ignore[attr-defined]
+    identity.address_keys = keys  # type: ignore[attr-defined]
     return identity
