@@ -163,3 +163,16 @@ def test_a_configured_sites_page_may_not_send_for_another_configured_site(tmp_pa
         assert client.post("/collect", json=body, headers={"origin": "https://shop.example.org"}).status_code == 202
         plausible = {"name": "pageview", "url": "https://shop.example.org/", "domain": "shop.example.org"}
         assert client.post("/api/event", json=plausible, headers={"origin": "https://example.com"}).status_code == 403
+
+
+def test_a_planted_visitor_cookie_is_neither_stored_nor_refreshed(open_client, tmp_path):
+    import pyarrow.dataset as ds
+
+    planted = "P" * 22  # the right shape; any script on the page could have written it
+    response = open_client.post("/collect", json={"site": "example.com", "events": [
+        event(id="planted", type="pageview")]}, headers={"cookie": f"tg_vid={planted}"})
+    assert response.status_code == 202 and "set-cookie" not in response.headers
+    assert delivered(tmp_path, "planted")
+    stored = ds.dataset(str(tmp_path / "data" / "events"), format="parquet",
+                        partitioning="hive").to_table(columns=["visitor_id"]).to_pylist()
+    assert stored[0]["visitor_id"] != planted and len(stored[0]["visitor_id"]) == 16  # cookieless
