@@ -40,6 +40,11 @@ class Sink(Protocol):
 ACCEPT_TIMEOUT = 30.0
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(Unavailable("the spool did not confirm the write in time; retry", retry_after=5))
+
+
 class SpoolSink:
     """The spool and its flusher, opened when the app starts and closed when it stops
     (and reopened if the app is started again, as test harnesses do)."""
@@ -56,10 +61,13 @@ class SpoolSink:
         if spool is None or flusher is None:
             raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
         future = spool.submit_async(b"\n".join(map(orjson.dumps, rows)), len(rows))
+        # One timer, not asyncio.wait_for (a waiter future, callbacks and a timer per
+        # request): if the write hangs, the timer fails the future with a 503.
+        timer = asyncio.get_running_loop().call_later(ACCEPT_TIMEOUT, _expire, future)
         try:
-            await asyncio.wait_for(future, timeout=ACCEPT_TIMEOUT)
-        except TimeoutError:
-            raise Unavailable("the spool did not confirm the write in time; retry", retry_after=5) from None
+            await future
+        finally:
+            timer.cancel()
         flusher.notify()
 
     def write_alone(self, rows: list[dict[str, Any]]) -> bool:
