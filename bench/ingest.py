@@ -177,20 +177,21 @@ def main() -> None:
             print(f"| {c} | {kind} | {spread(values(kind, c, 'rps'))} | {spread(values(kind, c, 'p50'), '{:.1f}')} "
                   f"| {spread(values(kind, c, 'p99'), '{:.1f}')} | {spread(values(kind, c, 'cpu_us'))} "
                   f"| {spread(values(kind, c, 'loop_us'))} | {sum(values(kind, c, 'non2xx')):.0f} |")
+    def against_baselines(kind: str, c: int) -> list[str]:
+        return [spread(ratios(kind, base, c), "{:.2f}") if base in kinds else "-" for base in ("bare", "naive")]
+
     if "traceglider" in kinds:
         print("\n| clients | TraceGlider / bare | TraceGlider / naive fsync | 2 workers / 1 worker |")
         print("|---|---|---|---|")
         for c in clients:
-            cells = [spread(ratios("traceglider", base, c), "{:.2f}") if base in kinds else "-"
-                     for base in ("bare", "naive")]
+            cells = against_baselines("traceglider", c)
             scale = spread(ratios("traceglider-2w", "traceglider", c), "{:.2f}") if "traceglider-2w" in kinds else "-"
             print(f"| {c} | {cells[0]} | {cells[1]} | {scale} |")
     if "before" in kinds:
         print("\n| clients | before / bare | before / naive fsync | after / before |")
         print("|---|---|---|---|")
         for c in clients:
-            cells = [spread(ratios("before", base, c), "{:.2f}") if base in kinds else "-"
-                     for base in ("bare", "naive")]
+            cells = against_baselines("before", c)
             print(f"| {c} | {cells[0]} | {cells[1]} | {spread(ratios('traceglider', 'before', c), '{:.2f}')} |")
 
 
