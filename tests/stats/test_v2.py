@@ -275,3 +275,15 @@ def test_a_value_duckdb_refuses_is_400_not_500(api: TestClient) -> None:
     r = api.post("/api/v2/query", json={"site_id": SITE, "date_range": DAY, "metrics": ["visitors"],
                                         "filters": [["matches", "event:page", ["blog\\Z"]]]})
     assert r.status_code == 400 and "Invalid filter value" in r.json()["error"], r.text
+
+
+@pytest.mark.parametrize("body", [
+    {"date_range": ["9999-12-31", "9999-12-31"]},
+    {"date_range": ["0001-01-01", "0001-01-02"]},
+    {"date_range": ["9999-12-31T00:00:00+00:00", "9999-12-31T23:59:59+00:00"]},
+    {"date_range": "month", "date": "9999-12-15"},
+    {"date_range": "7d", "date": "0001-01-03"},
+])
+def test_dates_out_of_range_are_400(api: TestClient, body: dict[str, Any]) -> None:
+    r = api.post("/api/v2/query", json={"site_id": SITE, "metrics": ["visitors"], **body})
+    assert r.status_code == 400 and "Invalid date" in r.json()["error"], r.text

@@ -54,6 +54,7 @@ MAX_FILTER_NODES = 100
 MAX_CLAUSES = 100
 MAX_CLAUSE = 2000
 MAX_DAYS = 5000
+MIN_YEAR, MAX_YEAR = 1970, 2999  # within datetime's range, with room for a period around them
 PROP_NAME = re.compile(r"^[^\x00-\x1f]{1,300}$")
 # What Python's `re` takes and RE2 (DuckDB's regexp, as Plausible's ClickHouse) refuses:
 # lookarounds, backreferences, atomic groups, possessive repetition.
@@ -128,7 +129,15 @@ def _month_start(d: date, back: int = 0) -> date:
     return date(month // 12, month % 12 + 1, 1)
 
 
+def _in_range(d: date, what: Any) -> date:
+    if not MIN_YEAR <= d.year <= MAX_YEAR:
+        raise BadRequest(f"Invalid date_range {_i(what)}: dates are from {MIN_YEAR} to {MAX_YEAR}.")
+    return d
+
+
 def _days(first: date, last: date) -> tuple[datetime, datetime]:
+    _in_range(first, first.isoformat())
+    _in_range(last, last.isoformat())
     if last < first:
         raise BadRequest(f"Invalid date_range {_i([first.isoformat(), last.isoformat()])}: it ends before it starts.")
     if (last - first).days > MAX_DAYS:
@@ -158,7 +167,8 @@ def date_range(raw: Any, today: date, now: datetime, first_day: date | None) -> 
         except ValueError:
             pass
         start, last = _instant(raw[0]), _instant(raw[1])
-        if start is None or last is None or last < start:
+        if start is None or last is None or last < start or not (
+                start.year >= MIN_YEAR and last.year <= MAX_YEAR):
             raise BadRequest(f"Invalid date_range {_i(raw)}.")
         if (last - start).days > MAX_DAYS:
             raise BadRequest(f"Invalid date_range: at most {MAX_DAYS} days.")
@@ -443,7 +453,9 @@ def parse(document: Any, now: datetime, first_day: Any = None) -> V2Query:
         try:
             today = date.fromisoformat(str(document["date"]))
         except ValueError:
-            raise BadRequest(f"Invalid date '{document['date']}'.") from None
+            raise BadRequest(f"Invalid date '{str(document['date'])[:100]}'.") from None
+        if not MIN_YEAR < today.year < MAX_YEAR:
+            raise BadRequest(f"Invalid date '{today.isoformat()}': from {MIN_YEAR + 1} to {MAX_YEAR - 1}.")
     raw_range = document["date_range"]
     first = first_day() if raw_range == "all" and callable(first_day) else None
     start, end = date_range(raw_range, today, now.astimezone(UTC).replace(tzinfo=None), first)
