@@ -256,6 +256,13 @@ SETTINGS: list[Setting] = [
     Setting("port", 8000, _port, "Port `serve` listens on."),
     Setting("workers", 1, _positive_int,
             "Worker processes of `serve`; each has its own spool."),
+    Setting("header_timeout", 10.0, _positive_float,
+            "`serve` closes a connection whose request headers take longer (seconds)."),
+    Setting("body_timeout", 30.0, _positive_float,
+            "`serve` closes a connection whose request body takes longer after its headers."),
+    Setting("max_connections", None, _positive_int,
+            "Open connections per `serve` worker beyond which new ones get 503; unset, and "
+            "always, 256 below the open-file limit (whose soft value `serve` raises)."),
     Setting("public_url", None, _optional_text,
             "The collector's public base URL, used in printed URLs and snippets."),
     Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),

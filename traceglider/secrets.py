@@ -73,3 +73,11 @@ def _checked(secret: str, where: str) -> str:
         raise ConfigError(f"the stored secret in {where} is shorter than {MIN_SECRET} characters; "
                           "delete it to generate a new one, or set TG_SECRET")
     return secret
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m traceglider.secrets`
+    from traceglider.config import load
+    from traceglider.storage import open_storage
+
+    _settings = load()
+    print(ensure_secret(_settings, open_storage(_settings)).api_token)

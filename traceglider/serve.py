@@ -18,8 +18,19 @@ log = logging.getLogger("traceglider")
 def app_from_env() -> FastAPI:
     """The app for worker processes, built from the environment `serve` prepared."""
     from traceglider.app import create_app
+    from traceglider.connections import configure
 
-    return create_app(load())
+    settings = load()
+    configure(settings)  # this worker's own file limit and connection cap
+    return create_app(settings)
+
+
+def _token_hint(settings: Settings) -> str:
+    """Where the token is, never the token: start output ends up in logs and terminals
+    other people read."""
+    if settings.values.get("api_token"):
+        return "the value of TG_API_TOKEN"
+    return "derived from the instance secret; print it with `python -m traceglider.secrets` (same settings)"
 
 
 def _banner(settings: Settings) -> str:
@@ -34,7 +45,7 @@ def _banner(settings: Settings) -> str:
         f"  stats API   {base}/api/v1/stats/aggregate",
         f"  health      {base}/healthz",
         f"  storage     {settings.storage}",
-        f"  API token   {settings.api_token}",
+        "  API token   " + _token_hint(settings),
         "  snippet     <script defer src=\"" + base + "/t.js\" data-site=\"example.com\"></script>",
     ]
     if not settings.sites:
@@ -62,8 +73,11 @@ def serve(settings: Settings, config_file: str | None = None) -> int:
     except OSError as exc:
         raise ConfigError(f"invalid TG_SPOOL_DIR: {exc}") from None
     print(_banner(settings), flush=True)
+    from traceglider.connections import configure
+
+    protocol = configure(settings)
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
-              "proxy_headers": False, "server_header": False,
+              "proxy_headers": False, "server_header": False, "http": protocol,
               # Access logs would write client addresses; we never keep an IP anywhere.
               "access_log": False, "timeout_graceful_shutdown": 10}
     if settings.workers == 1:

@@ -1,0 +1,107 @@
+"""Idle and slow connections cannot lock a real `traceglider serve` out: real sockets
+on loopback against the real server process."""
+
+from __future__ import annotations
+
+import http.client
+import resource
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.helpers import wait_for
+from tests.server import start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    port = free_port()
+    process = start_server(tmp_path_factory.mktemp("connections") / "data", port,
+                           TG_HEADER_TIMEOUT="0.5", TG_BODY_TIMEOUT="1", TG_MAX_CONNECTIONS="20")
+    try:
+        yield port, process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server closes the connection (after any answer) within `seconds`."""
+    start = time.monotonic()
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:  # a reset is closing too
+        pass
+    return time.monotonic() - start < seconds
+
+
+def healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def test_a_slowloris_is_cut_off_at_the_header_deadline(server) -> None:  # type: ignore[no-untyped-def]
+    port, _ = server
+    sock = connect(port)
+    sock.sendall(b"POST /collect HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+    assert closed_within(sock, 5)
+
+
+def test_a_connection_that_sends_nothing_is_closed(server) -> None:  # type: ignore[no-untyped-def]
+    port, _ = server
+    assert closed_within(connect(port), 5)
+
+
+def test_a_body_that_never_ends_is_cut_off_at_the_body_deadline(server) -> None:  # type: ignore[no-untyped-def]
+    port, _ = server
+    sock = connect(port)
+    sock.sendall(b"POST /collect HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                 b"content-length: 1000\r\n\r\n{\"site\":")
+    assert closed_within(sock, 6)
+
+
+def test_idle_connections_beyond_the_cap_are_refused_and_the_server_recovers(server) -> None:  # type: ignore[no-untyped-def]
+    port, _ = server
+    idle = [connect(port) for _ in range(40)]
+    # Beyond the cap (20) a connection is answered 503 and closed at once.
+    extra = connect(port)
+    answer = extra.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 5" in answer.lower()
+    # The idle ones time out at the header deadline: everyone else gets in again.
+    assert wait_for(lambda: healthy(port), timeout=10)
+    for sock in idle + [extra]:
+        sock.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/limits")
+def test_serve_raises_the_soft_open_file_limit(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= 512:
+        pytest.skip("the hard limit leaves nothing to raise")
+    port = free_port()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))  # inherited by the server
+    try:
+        process = start_server(tmp_path / "data", port)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert line.split()[3] == str(hard), line
+    finally:
+        process.kill()
+        process.wait()

@@ -1,0 +1,117 @@
+"""What `serve` does so that idle or slow connections cannot lock everyone out: a
+deadline for a request's headers and another for its body, a cap on open
+connections below the file-descriptor limit, and a raised soft limit at start.
+
+uvicorn times out only idle keep-alive connections; a client that opens a socket
+and sends nothing, or one header byte every few seconds (slowloris), would hold its
+file descriptor for ever, and at the limit the spool and storage could no longer
+open files. `GuardedH11Protocol` closes a connection whose headers are not complete
+within `header_timeout` seconds of its start (or of the previous answer), or whose
+body is not complete within `body_timeout` seconds of its headers; and a connection
+beyond `max_connections` is answered 503 and closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger("traceglider.connections")
+
+# Descriptors kept back from the connection cap for the spool, storage, DuckDB's
+# files and the process's own (logs, sockets to S3).
+RESERVED_FILES = 256
+MIN_CONNECTIONS = 16
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\n"
+        b"connection: close\r\ncontent-length: 52\r\n\r\n"
+        b'{"error":"too many open connections; retry shortly"}')
+
+
+def raise_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (systemd's default soft limit is
+    1,024, its hard limit 512K); returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.warning("could not raise the open-file limit above %d", soft)
+    return soft
+
+
+def connection_cap(file_limit: int, configured: int | None = None) -> int:
+    """At most `configured` connections, and always `RESERVED_FILES` below the limit."""
+    room = max(MIN_CONNECTIONS, file_limit - RESERVED_FILES)
+    return min(configured, room) if configured else room
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with read deadlines and a connection cap (class
+    attributes, set by `configure` in each server process)."""
+
+    header_timeout = 10.0
+    body_timeout = 30.0
+    max_connections = 1000
+    refused = 0  # connections answered 503 at the cap, per process
+    timed_out = 0  # connections closed for a slow request, per process
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._deadline: asyncio.TimerHandle | None = None
+        self._reading: str | None = None
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            GuardedH11Protocol.refused += 1
+            transport.write(BUSY)
+            transport.close()
+            return
+        self._expect("headers")
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            self._expect("headers")  # the next request's, on a kept-alive connection
+        elif cycle.more_body:
+            self._expect("body")
+        else:
+            self._expect(None)  # read whole: the app has it
+
+    def on_response_complete(self) -> None:
+        self._expect(None)  # idle until the next request: uvicorn's keep-alive timeout
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._expect(None)
+        super().connection_lost(exc)
+
+    def _expect(self, part: str | None) -> None:
+        if part == self._reading:
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._reading = part
+        if part is not None:
+            timeout = self.header_timeout if part == "headers" else self.body_timeout
+            self._deadline = self.loop.call_later(timeout, self._expired)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            GuardedH11Protocol.timed_out += 1
+            self.transport.close()
+
+
+def configure(settings: Any) -> type[GuardedH11Protocol]:
+    """Raise the file limit and set the protocol's deadlines and cap from settings."""
+    limit = raise_file_limit()
+    GuardedH11Protocol.header_timeout = float(settings.header_timeout)
+    GuardedH11Protocol.body_timeout = float(settings.body_timeout)
+    GuardedH11Protocol.max_connections = connection_cap(limit, settings.max_connections)
+    return GuardedH11Protocol
