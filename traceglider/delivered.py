@@ -29,7 +29,7 @@ import orjson
 
 from traceglider.storage.base import Storage
 from traceglider.storage.layout import parse_key
-from traceglider.storage.parquet import ndjson_to_table, write_table
+from traceglider.storage.parquet import WIRE_SCHEMA, ndjson_to_table, write_table
 
 log = logging.getLogger("traceglider.delivered")
 
@@ -63,8 +63,11 @@ def partition_name(key: str) -> str:
     return "fh-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
-def convert_delivered(storage: Storage, stop: Callable[[], bool] | None = None) -> Conversion:
-    """Convert every delivered object into partition files, then delete it."""
+def convert_delivered(storage: Storage, stop: Callable[[], bool] | None = None,
+                      renew: Callable[[], None] | None = None) -> Conversion:
+    """Convert every delivered object into partition files, then delete it. `stop()`
+    true: end after the object in hand; `renew()` after each object (the maintenance
+    lock, which a backlog of many objects would outlast)."""
     result = Conversion()
     touched: set[tuple[str, str]] = set()
     pending = [info for prefix in (INCOMING_PREFIX, FAILED_PREFIX) for info in storage.list(prefix)
@@ -73,7 +76,8 @@ def convert_delivered(storage: Storage, stop: Callable[[], bool] | None = None) 
         if stop and stop():
             break
         try:
-            table = ndjson_to_table(delivered_rows(info.key, storage.get(info.key)))
+            data = delivered_rows(info.key, storage.get(info.key))
+            table = ndjson_to_table(data) if data.strip() else WIRE_SCHEMA.empty_table()
         except (ValueError, KeyError, OSError, EOFError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             log.error("cannot read the delivered object %s (left in place): %s", info.key, exc)
             result.unreadable.append(info.key)
@@ -83,5 +87,7 @@ def convert_delivered(storage: Storage, stop: Callable[[], bool] | None = None) 
         result.objects += 1
         result.events += table.num_rows
         touched.update(parsed[:2] for parsed in map(parse_key, keys) if parsed)
+        if renew:
+            renew()
     result.partitions = sorted(touched)
     return result

@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie, _unquote  # type: ignore[attr-defined]  # as Starlette uses it
 from typing import Any, cast
 
 from traceglider.config import Settings
-from traceglider.errors import PayloadTooLarge, TGError, Unavailable
+from traceglider.errors import Forbidden, PayloadTooLarge, TGError, Unavailable
 from traceglider.ingest import edge
 from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
@@ -137,14 +138,10 @@ class LambdaCollector:
 
 
 def _forbidden(site: str) -> TGError:
-    from traceglider.errors import Forbidden
-
     return Forbidden(f"site {site!r} is not configured on this collector (TG_SITES)")
 
 
 def _now_micros() -> int:
-    import time
-
     return int(time.time() * 1_000_000)
 
 

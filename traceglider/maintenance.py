@@ -51,10 +51,10 @@ def run_maintenance(storage: Storage, retention_days: int | None, *, dates: list
     stopping = stop or (lambda: False)
     compacted: dict[str, Any] = {}
     removed = 0
-    with maintenance(storage, "maintenance", WAIT_SECONDS if wait is None else wait):
+    with maintenance(storage, "maintenance", WAIT_SECONDS if wait is None else wait) as lock:
         # What a Firehose stream delivered becomes raw partition files first, and the
         # days it touched are compacted too (traceglider.delivered).
-        delivered = convert_delivered(storage, stop=stopping)
+        delivered = convert_delivered(storage, stop=stopping, renew=lock.renew)
         dates = sorted({*dates, *(day for _, day in delivered.partitions)})
         for date in dates:
             compacted[date] = plain(compact(storage, site=site, date=date, stop=stopping))
