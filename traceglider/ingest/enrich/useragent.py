@@ -67,7 +67,9 @@ def _parser() -> Any:
         from ua_parser.regex import Resolver  # the Rust accelerator
     except ImportError:  # pragma: no cover - only without ua-parser-rs
         return ua_parser.Parser(ua_parser.BasicResolver(ua_parser.load_builtins()))
-    return ua_parser.Parser(Resolver(ua_parser.load_builtins()))
+    # Lazy matchers: the Rust resolver reads only their patterns, and the eager ones
+    # would compile some 1,300 Python regexes first (a second of a Lambda cold start).
+    return ua_parser.Parser(Resolver(ua_parser.load_lazy_builtins()))
 
 
 _PARSER: Any = None
