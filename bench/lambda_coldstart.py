@@ -259,10 +259,11 @@ and the day's salt from S3, a 5-event batch kept before the answer), ms:
 Loaded by the first request: direct: {loaded['direct']}; firehose: {loaded['firehose']}.
 The firehose path answers `/collect` without FastAPI, boto3 or pyarrow
 (`traceglider/lambda_collect.py`, signed requests from `traceglider/awsapi.py`); the
-app is built only when another route is called; most of its first request is the
-user-agent resolver building its regex set (about 0.4 s here; it reads ua-parser's lazy
-matchers, so no Python regex is compiled). DuckDB is never imported on either path. On Lambda the first-request time is part of the cold start; a 512 MB function
-has about 0.3 of a vCPU, so expect it 2-3 times the figures above there (plus the
+app is built only when another route is called. The largest single part of its first
+request is the user-agent resolver building its regex set (about 0.4 s unloaded; it
+reads ua-parser's lazy matchers, so no Python regex is compiled). DuckDB is never
+imported on either path. On Lambda the first-request time is part of the cold start;
+a 512 MB function has about 0.3 of a vCPU, so expect it 2-3 times the figures above there (plus the
 image's start), and look for `Init Duration` and `Duration` in the function's `REPORT`
 log lines. The figures vary by a factor of two with the machine's load; the ratios,
 taken run by run, vary much less.
