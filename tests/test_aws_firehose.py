@@ -99,7 +99,9 @@ def stored(server: CountingMotoServer, prefix: str) -> list[dict[str, Any]]:
 
 
 def post(*ids: str, site: str = SITE) -> dict[str, Any]:
-    return http_api_event("POST", "/collect", json.dumps({**batch(*ids), "site": site}).encode())
+    event = http_api_event("POST", "/collect", json.dumps({**batch(*ids), "site": site}).encode())
+    event["headers"]["origin"] = f"https://{site}"  # a page of that site sends it
+    return event
 
 
 def test_an_http_api_batch_is_in_firehose_when_the_handler_returns(lambda_env: str,
