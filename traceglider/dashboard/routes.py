@@ -10,6 +10,7 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ from traceglider.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from traceglider.ingest.edge import is_secure
+from traceglider.ingest.edge import RateLimiter, client_ip, is_secure
 from traceglider.sites import normalize_site
 from traceglider.stats.api import api_token, engine_for, handle, params_of, plausible_errors
 
@@ -45,6 +46,7 @@ COOKIE = "tg_dash"
 SESSION_DAYS = 30
 SHARES_PREFIX = "_shares/"
 SHARE_ID = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'; object-src 'none'")
@@ -62,8 +64,12 @@ KINDS = ("aggregate", "timeseries", "breakdown", "realtime", "goals", "funnel", 
 
 
 def _key(settings: Settings) -> bytes:
-    secret = getattr(settings, "secret", None) or api_token(settings) or ""
-    return hashlib.sha256(b"traceglider dashboard session\0" + str(secret).encode()).digest()
+    """The session key: from the secret and the API token both, so that rotating
+    TG_API_TOKEN (or the secret) ends every session signed before."""
+    secret = getattr(settings, "secret", None) or ""
+    token = api_token(settings) or ""
+    return hashlib.sha256(b"traceglider dashboard session\0" + str(secret).encode() + b"\0"
+                          + str(token).encode()).digest()
 
 
 def sign(settings: Settings, payload: dict[str, Any]) -> str:
@@ -86,6 +92,64 @@ def unsign(settings: Settings, value: str) -> dict[str, Any] | None:
     return payload
 
 
+ENDED_PREFIX = "_sessions/ended/"
+ENDED_CACHE_SECONDS = 5.0
+LOGIN_TRIES_PER_MINUTE = 10
+
+
+class EndedSessions:
+    """Sessions ended by a logout, kept in storage (`_sessions/ended/<sid>`) so that
+    every worker and Lambda refuses them; a lookup is cached for a few seconds, an
+    ending is known to this process at once. Entries go when the session would have
+    expired anyway."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._known: dict[str, tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+
+    def has(self, sid: str) -> bool:
+        if not SESSION_ID.match(sid):
+            return False  # sessions signed before this version carry none
+        now = time.monotonic()
+        with self._lock:
+            found = self._known.get(sid)
+        if found is not None and (found[0] or now < found[1]):
+            return found[0]
+        try:
+            self.storage.get(ENDED_PREFIX + sid)
+            ended = True
+        except StorageError:
+            ended = False
+        with self._lock:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[sid] = (ended, now + ENDED_CACHE_SECONDS)
+        return ended
+
+    def end(self, sid: str, expires: int) -> None:
+        if not SESSION_ID.match(sid):
+            return
+        with self._lock:
+            self._known[sid] = (True, float("inf"))
+        self.storage.put(ENDED_PREFIX + sid, str(expires).encode())
+        try:
+            now = time.time()
+            old = [info.key for info in self.storage.list(ENDED_PREFIX)
+                   if _expired(self.storage, info.key, now)]
+            if old:
+                self.storage.delete(old)
+        except StorageError:
+            pass  # tidied at the next logout
+
+
+def _expired(storage: Storage, key: str, now: float) -> bool:
+    try:
+        return int(storage.get(key) or b"0") < now
+    except (StorageError, ValueError):
+        return False
+
+
 def _page(name: str) -> HTMLResponse:
     html = (HERE / "templates" / name).read_text(encoding="utf-8")
     return HTMLResponse(html, headers=SECURITY_HEADERS)
@@ -106,10 +170,15 @@ def _json_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
 
 def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    login_limiter = RateLimiter(LOGIN_TRIES_PER_MINUTE)
+
+    ended = EndedSessions(storage)
 
     def session(request: Request) -> dict[str, Any] | None:
         raw = request.cookies.get(COOKIE)
         payload = unsign(settings, raw) if raw else None
+        if payload and ended.has(str(payload.get("sid", ""))):
+            return None  # logged out: the cookie a browser may still hold is dead
         if payload and payload.get("share"):
             share = read_share(payload["share"])
             if share is None:  # revoked
@@ -127,7 +196,8 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
         return data if isinstance(data, dict) and data.get("site") else None
 
     def set_cookie(response: Response, request: Request, payload: dict[str, Any]) -> None:
-        payload = {**payload, "exp": int(time.time()) + SESSION_DAYS * 86400}
+        payload = {**payload, "exp": int(time.time()) + SESSION_DAYS * 86400,
+                   "sid": secrets.token_urlsafe(16)}
         response.set_cookie(COOKIE, sign(settings, payload), max_age=SESSION_DAYS * 86400,
                             httponly=True, samesite="strict", path="/",
                             secure=is_secure(request, settings.trusted_proxies))
@@ -140,6 +210,11 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
 
     @router.post("/dashboard/login")
     async def login(request: Request) -> Response:
+        # Guessing the token: ten tries a minute per address, then 429.
+        try:
+            login_limiter.check(client_ip(request, settings.trusted_proxies))
+        except TGError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         expected = api_token(settings)
@@ -152,7 +227,11 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
         return response
 
     @router.post("/dashboard/logout")
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        raw = request.cookies.get(COOKIE)
+        payload = unsign(settings, raw) if raw else None
+        if payload and payload.get("sid"):
+            ended.end(str(payload["sid"]), int(payload.get("exp", 0)))
         response = RedirectResponse("/dashboard", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
