@@ -14,7 +14,7 @@ from sqlglot import exp
 from traceglider import demo_data
 from traceglider.cli import main
 from traceglider.errors import BadRequest
-from traceglider.schema import STORED_SCHEMA
+from traceglider.schema import STORED_SCHEMA, VISIT_SCHEMA
 from traceglider.stats.ddl import DATASETS, ENGINES, ddl
 from traceglider.storage.local import LocalStorage
 
@@ -27,6 +27,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ddl")
     demo_data.generate(LocalStorage(path), SITE, 3000, days=3, seed=11, now=1_764_244_800.0,
                        duplicate_rate=0.05)
+    from traceglider.storage.compact import compact
+
+    compact(LocalStorage(path), before="2025-11-27")  # visits for two days; the last raw, with copies
     return path
 
 
@@ -42,8 +45,9 @@ def _created(text: str) -> list[str]:
 
 def test_every_engine_gets_the_same_names_a_table_and_a_unique_view() -> None:
     names = {engine: _created(ddl(engine, "s3://bucket/prefix")) for engine in ENGINES}
-    assert names["athena"] == names["duckdb"] == names["spark"] == ["traceglider_events", "traceglider_events_unique"]
-    assert [d.table for d in DATASETS] == ["traceglider_events"]
+    assert names["athena"] == names["duckdb"] == names["spark"] == [
+        "traceglider_events", "traceglider_events_unique", "traceglider_visits"]
+    assert [d.table for d in DATASETS] == ["traceglider_events", "traceglider_visits"]
 
 
 def test_duckdb_ddl_reads_every_copy_in_the_table_and_each_event_once_in_the_view(root: Path) -> None:
@@ -59,6 +63,10 @@ def test_duckdb_ddl_reads_every_copy_in_the_table_and_each_event_once_in_the_vie
     columns = con.execute("DESCRIBE traceglider_events_unique").fetchall()
     assert [c[0] for c in columns] == COLUMNS
     assert dict((c[0], c[1]) for c in columns)["date"] == "DATE"
+    visits, days = con.execute("SELECT count(*), count(DISTINCT date) FROM traceglider_visits").fetchone()
+    assert visits > 0 and days == 2
+    described = [c[0] for c in con.execute("DESCRIBE traceglider_visits").fetchall()]
+    assert described[:len(VISIT_SCHEMA)] == VISIT_SCHEMA.names and set(described[len(VISIT_SCHEMA):]) == {"site", "date"}
 
 
 def test_spark_ddl_reads_the_dataset(root: Path, spark: Any) -> None:
@@ -70,6 +78,9 @@ def test_spark_ddl_reads_the_dataset(root: Path, spark: Any) -> None:
     assert spark.table("traceglider_events").count() > 3000
     view = spark.table("traceglider_events_unique").schema
     assert view.fieldNames() == COLUMNS and view["date"].dataType.simpleString() == "date"
+    visits = spark.sql("SELECT count(*) AS n, sum(CASE WHEN bounce THEN 1 ELSE 0 END) AS b FROM traceglider_visits "
+                       "WHERE site = 'ddl.example'").collect()[0]
+    assert visits.n > 0 and visits.b is not None
 
 
 @pytest.mark.parametrize("dialect", ["athena", "trino"])

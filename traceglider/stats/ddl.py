@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from traceglider.errors import BadRequest
-from traceglider.schema import STORED_SCHEMA
+from traceglider.schema import STORED_SCHEMA, VISIT_SCHEMA
 
 ENGINES = ("athena", "duckdb", "spark")
 PARTITIONS = (("site", "string"), ("date", "date"))
@@ -46,6 +46,8 @@ class Dataset:
 
 DATASETS: list[Dataset] = [
     Dataset("traceglider_events", "events", STORED_SCHEMA, unique_key="event_id", order_by="received_at"),
+    # one row per visit, dated by its start, written by compaction (docs/storage.md)
+    Dataset("traceglider_visits", "visits", VISIT_SCHEMA),
 ]
 TABLE = DATASETS[0].table
 
@@ -55,6 +57,8 @@ def _hive_type(t: pa.DataType) -> str:
         return "timestamp"
     if pa.types.is_date(t):
         return "date"
+    if pa.types.is_boolean(t):
+        return "boolean"
     if pa.types.is_int16(t):
         return "smallint"
     if pa.types.is_int32(t):
