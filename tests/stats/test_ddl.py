@@ -66,7 +66,8 @@ def test_duckdb_ddl_reads_every_copy_in_the_table_and_each_event_once_in_the_vie
     visits, days = con.execute("SELECT count(*), count(DISTINCT date) FROM traceglider_visits").fetchone()
     assert visits > 0 and days == 2
     described = [c[0] for c in con.execute("DESCRIBE traceglider_visits").fetchall()]
-    assert described[:len(VISIT_SCHEMA)] == VISIT_SCHEMA.names and set(described[len(VISIT_SCHEMA):]) == {"site", "date"}
+    n = len(VISIT_SCHEMA)
+    assert described[:n] == VISIT_SCHEMA.names and set(described[n:]) == {"site", "date"}
 
 
 def test_spark_ddl_reads_the_dataset(root: Path, spark: Any) -> None:
