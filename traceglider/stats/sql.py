@@ -205,8 +205,8 @@ def node_level(node: Node) -> str:
 def _native(node: Node, p: Params, alias: str) -> str:
     if isinstance(node, Condition):
         return condition(node, p, alias)
-    if isinstance(node, Not):
-        return f"NOT ({_native(node.child, p, alias)})"
+    if isinstance(node, Not):  # a missing value is not a match: `not` keeps it
+        return f"NOT coalesce({_native(node.child, p, alias)}, false)"
     joiner = " AND " if isinstance(node, And) else " OR "
     return "(" + joiner.join(_native(c, p, alias) for c in node.children) + ")"
 
@@ -238,7 +238,7 @@ def filter_sql(node: Node | None, side: str, q: Question, p: Params) -> list[str
     if isinstance(node, Or):
         return ["(" + " OR ".join(" AND ".join(filter_sql(c, side, q, p)) for c in node.children) + ")"]
     assert isinstance(node, Not)
-    return ["NOT (" + " AND ".join(filter_sql(node.child, side, q, p)) + ")"]
+    return ["NOT coalesce(" + " AND ".join(filter_sql(node.child, side, q, p)) + ", false)"]
 
 
 def _through(cond: str, side: str, q: Question, p: Params) -> str:
