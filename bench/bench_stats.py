@@ -1,137 +1,262 @@
-"""Analytics query benchmark: the dashboard's full set of queries over 30 days of demo
-data, cold (a new engine) and warm, before and after compaction, on local disk and on
-a moto S3 server. Warm = the same panels again (their answers are cached per set of
-files); "warm, tables only" = again with the answer cache off, on the cached tables.
+"""Analytics read path against plain DuckDB SQL over the same files, in the same run.
 
-    .venv/bin/python bench/bench_stats.py --events 1000000 10000000 [--s3] [--files-per-day 48]
-    .venv/bin/python bench/bench_stats.py --events 10000000 --existing   # local-<n> as it is
+Every measurement runs in a fresh process (nothing warm: no engine, no DuckDB, no OS
+page cache beyond what the machine keeps), repeated, reported as min/median/max with
+the load average. "plain DuckDB" is hand-written SQL over the same visits and events
+files (`plain()`): the physical limit of answering from this layout.
 
-Generated data is kept under `--dir` (raw-<n>) and copied for each run, so a rerun
-skips generation; pass `--fresh` to generate again. Compaction time is reported too.
+    .venv/bin/python bench/bench_stats.py --store /work/data-10m/local [--repeat 5] [--s3]
+    .venv/bin/python bench/bench_stats.py --generate 10000000 --store /work/data-10m/local
+
+`--generate N` writes N demo events over 30 days as `demo-data` does (past days
+compacted, visits written), into `--store`. The figures are written as Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
+import resource
+import socket
+import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.markdown import table  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
-from traceglider import demo_data  # noqa: E402
-from traceglider.stats import service  # noqa: E402
-from traceglider.stats.engine import Engine  # noqa: E402
-from traceglider.storage.local import LocalStorage  # noqa: E402
 
 SITE = "bench.example"
+ROOT = Path(__file__).resolve().parents[1]
+FILTERS = {"a country": "visit:country==DE", "a page": "event:page==/pricing", "a source": "visit:source==Google"}
 
 
-def dashboard(engine: Engine, now: datetime) -> float:
-    """Every request of the dashboard's default view (`dashboard/panels.py`, the same
-    the page makes), plus realtime visitors."""
-    from traceglider.dashboard.panels import default_requests
-    from traceglider.stats.api import handle
+# -- what a fresh process measures (`--child`) ------------------------------------
 
-    requests = default_requests(SITE, lambda site: service.site_config(engine, site))
+def child_dashboard(store: str, endpoint: str | None) -> dict:
+    """Every request of the dashboard's default view and realtime, on a new engine."""
     started = time.perf_counter()
+    from traceglider.dashboard.panels import default_requests
+    from traceglider.stats import service
+    from traceglider.stats.api import handle
+    from traceglider.stats.engine import Engine
+
+    engine = Engine(_storage(store, endpoint))
+    requests = default_requests(SITE, lambda site: service.site_config(engine, site))
+    t0 = time.perf_counter()
     for kind, params in requests:
         handle(kind, engine, params)
     service.realtime_visitors(engine, SITE)
-    return time.perf_counter() - started
+    cold = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for kind, params in requests:
+        handle(kind, engine, params)
+    warm = time.perf_counter() - t1
+    return {"cold": cold, "warm": warm, "process": time.perf_counter() - started, "requests": len(requests)}
 
 
-def measure(storage: object, label: str, now: datetime, endpoint: str | None = None) -> list[str]:
-    engine = Engine(storage)  # type: ignore[arg-type]
-    files = len(engine.partitions(SITE))
-    cold = dashboard(engine, now)
-    warm = min(dashboard(engine, now) for _ in range(2))
-    engine.result_entries = 0  # the same queries run again on the cached tables
-    tables = min(dashboard(engine, now) for _ in range(2))
+def child_filtered(store: str, filters: str) -> dict:
+    """A filtered view's first request (headline + top pages), then the same again and
+    the next page of the breakdown, on a new engine."""
+    from traceglider.stats.api import handle
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.local import LocalStorage
+
+    engine = Engine(LocalStorage(store))
+    base = {"site_id": SITE, "period": "30d", "filters": filters}
+    headline = {**base, "metrics": "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration"}
+    pages = {**base, "property": "event:page", "limit": "10", "metrics": "visitors,pageviews"}
+    t0 = time.perf_counter()
+    handle("aggregate", engine, headline)
+    handle("breakdown", engine, pages)
+    first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    handle("aggregate", engine, headline)
+    handle("breakdown", engine, pages)
+    again = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    handle("breakdown", engine, {**pages, "page": "2"})
+    next_page = time.perf_counter() - t2
+    return {"first": first, "again": again, "next_page": next_page}
+
+
+def child_plain(store: str, filters: str) -> dict:
+    """The same question in hand-written DuckDB SQL over the same files."""
+    import duckdb
+
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.local import LocalStorage
+
+    engine = Engine(LocalStorage(store))  # only for the file list (listing and plan)
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None) + timedelta(days=1)
+    start = end - timedelta(days=30)
+    sources = engine.plan(SITE, start, end)
+    ev, vi = engine.uris(sources.event_files), engine.uris(sources.visit_files)
+    raw = engine.uris(sources.slow)
     engine.close()
-    return [label, str(files), f"{cold:.2f}", f"{warm:.2f}", f"{tables:.2f}"]
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    prop, _, value = filters.partition("==")
+    col = {"visit:country": "country", "visit:source": "source", "event:page": "path"}[prop]
+    values = {"ev": ev, "vi": vi, "s": start.replace(tzinfo=UTC), "e": end.replace(tzinfo=UTC), "x": value}
+
+    def run(sql: str) -> list:
+        import re
+
+        names = set(re.findall(r"\$(\w+)", sql))
+        return con.execute(sql, {k: v for k, v in values.items() if k in names}).fetchall()
+    # today's files (not compacted) joined in as they are: plain SQL has no visits for them
+    today = (f"UNION ALL SELECT visitor_id, visit_id, type, path, received_at FROM read_parquet({raw!r}) "
+             if raw else "")
+    events = f"(SELECT visitor_id, visit_id, type, path, received_at FROM read_parquet($ev) {today})"
+    if prop.startswith("visit:"):
+        visits = f"(SELECT * FROM read_parquet($vi) WHERE {col} = $x AND start >= $s AND start < $e)"
+        run(f"SELECT count(DISTINCT visitor_hash), count(*), sum(pageviews), avg(bounce::INT), "
+            f"avg(duration) FROM {visits}")
+        run(f"SELECT path, count(DISTINCT visitor_id), count(*) FROM {events} "
+            f"WHERE type = 'pageview' AND received_at >= $s AND received_at < $e AND visit_id IN "
+            f"(SELECT visit_id FROM read_parquet($vi) WHERE {col} = $x) GROUP BY path "
+            f"ORDER BY 2 DESC LIMIT 10")
+    else:
+        run(f"SELECT count(DISTINCT visitor_id), count(*) FROM {events} WHERE type = 'pageview' "
+            f"AND path = $x AND received_at >= $s AND received_at < $e")
+        run(f"SELECT count(*), avg(bounce::INT), avg(duration) FROM read_parquet($vi) WHERE start >= $s "
+            f"AND start < $e AND visit_id IN (SELECT visit_id FROM {events} WHERE path = $x "
+            f"AND received_at >= $s AND received_at < $e)")
+        run(f"SELECT path, count(DISTINCT visitor_id), count(*) FROM {events} WHERE type = 'pageview' "
+            f"AND path = $x AND received_at >= $s AND received_at < $e GROUP BY path")
+    return {"first": time.perf_counter() - t0}
 
 
-def stats_cli_seconds(root: Path) -> str:
-    """`traceglider stats --site S --storage DIR` (period 7d), start-up included."""
-    cli = Path(sys.executable).parent / "traceglider"
-    cmd = [str(cli), "stats", "--site", SITE, "--storage", str(root)]
+def _storage(store: str, endpoint: str | None):  # type: ignore[no-untyped-def]
+    if store.startswith("s3://"):
+        from traceglider.storage.s3 import S3Storage
+
+        return S3Storage(store, endpoint_url=endpoint)
+    from traceglider.storage.local import LocalStorage
+
+    return LocalStorage(store)
+
+
+# -- the parent: fresh processes, repeated ---------------------------------------------
+
+def run_child(*args: str, env: dict[str, str] | None = None) -> tuple[dict, float, int]:
+    """(the child's figures, its wall time, its max RSS in MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    return f"{time.perf_counter() - started:.2f}"
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    wall = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return json.loads(out.stdout.strip().splitlines()[-1]), wall, max(rss, before) >> 10
 
 
-def compact(storage: object) -> bool:
-    try:
-        from traceglider.storage import compact as module
-    except ImportError:
-        return False
-    run = getattr(module, "compact_partitions", None) or getattr(module, "compact", None)
-    if run is None:
-        return False
+def stats_cli(store: str, *extra: str) -> tuple[float, int]:
+    """`traceglider stats --period 30d`: wall time and max RSS (MiB) of the process."""
+    cmd = ["/usr/bin/time", "-f", "%M", str(Path(sys.executable).parent / "traceglider"), "stats", "--site", SITE,
+           "--storage", store, "--period", "30d", *extra]
     started = time.perf_counter()
-    run(storage, site=SITE)
-    print(f"compacted in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    return True
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return time.perf_counter() - started, int(out.stderr.strip().splitlines()[-1]) >> 10
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, nargs="+", default=[1_000_000])
-    ap.add_argument("--files-per-day", type=int, default=48)
-    ap.add_argument("--s3", action="store_true", help="also run on a moto S3 server")
-    ap.add_argument("--dir", default="/tmp/tg-bench")
-    ap.add_argument("--fresh", action="store_true", help="generate the data again")
-    ap.add_argument("--existing", action="store_true",
-                    help="measure <dir>/local-<n> as it is (compacted by an earlier run): no copy, no compaction")
+    ap.add_argument("--child", nargs="+")
+    ap.add_argument("--store", default="/work/data-10m/local")
+    ap.add_argument("--generate", type=int)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--s3", action="store_true", help="also the default view on a moto S3 server")
     args = ap.parse_args()
-    now = datetime.now(UTC)
-    rows = [["events", "storage / state", "files", "cold s", "warm s", "warm, tables only s",
-             "`stats` CLI s"]]
-    for n in args.events:
-        raw, root = Path(args.dir) / f"raw-{n}", Path(args.dir) / f"local-{n}"
-        if args.existing:
-            rows.append([f"{n:,}", *measure(LocalStorage(root), "local, as it is", now), stats_cli_seconds(root)])
-            continue
-        if args.fresh or not raw.exists():
-            shutil.rmtree(raw, ignore_errors=True)
-            t = time.perf_counter()
-            demo_data.generate(LocalStorage(raw), SITE, n, files_per_day=args.files_per_day,
-                               duplicate_rate=0.001)
-            print(f"generated {n} events in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.copytree(raw, root)
-        storage = LocalStorage(root)
-        rows.append([f"{n:,}", *measure(storage, "local, before compaction", now), stats_cli_seconds(root)])
-        if compact(storage):
-            rows.append([f"{n:,}", *measure(storage, "local, after compaction", now), stats_cli_seconds(root)])
-        if args.s3:
-            from moto.server import ThreadedMotoServer
-
-            from traceglider.storage.s3 import S3Storage
-
-            port = free_port()
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-            server.start()
-            os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                               "AWS_DEFAULT_REGION": "us-east-1"})
-            endpoint = f"http://127.0.0.1:{port}"
-            s3 = S3Storage("s3://tg-bench/data", endpoint_url=endpoint)
-            s3.client.create_bucket(Bucket="tg-bench")
-            for info in storage.list("events/"):
-                s3.put(info.key, storage.get(info.key))
-            s3.put(f"_sites/{SITE}.json", storage.get(f"_sites/{SITE}.json"))
-            label = "moto S3" + (", after compaction" if compact(s3) else "")
-            rows.append([f"{n:,}", *measure(s3, label, now, endpoint), "–"])
-            server.stop()
+    if args.child:
+        what, *rest = args.child
+        result = {"dashboard": lambda: child_dashboard(rest[0], rest[1] if len(rest) > 1 else None),
+                  "filtered": lambda: child_filtered(rest[0], rest[1]),
+                  "plain": lambda: child_plain(rest[0], rest[1])}[what]()
+        print(json.dumps(result))
+        return
+    if args.generate:
+        subprocess.run([str(Path(sys.executable).parent / "traceglider"), "demo-data", "--storage", args.store,
+                        "--site", SITE, "--events", str(args.generate)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    rows = [["question", "TraceGlider s (min / median / max)", "plain DuckDB s", "ratio (medians)", "load avg"]]
+    cold, warm, process, rss = [], [], [], []
+    for _ in range(args.repeat):
+        figures, wall, mib = run_child("dashboard", args.store)
+        cold.append(figures["cold"])
+        warm.append(figures["warm"])
+        process.append(wall)
+        rss.append(mib)
+    rows.append([f"default dashboard view ({figures['requests']} requests + realtime), fresh process",
+                 spread(cold), "-", "-", load()])
+    rows.append(["  the same, whole process (start-up, imports included)", spread(process), "-", "-", load()])
+    rows.append(["  the same again in that process (warm)", spread(warm), "-", "-", load()])
+    for label, filters in FILTERS.items():
+        ours, plain, again, nxt = [], [], [], []
+        for _ in range(args.repeat):
+            figures, _, _ = run_child("filtered", args.store, filters)
+            ours.append(figures["first"])
+            again.append(figures["again"])
+            nxt.append(figures["next_page"])
+            plain.append(run_child("plain", args.store, filters)[0]["first"])
+        ratio = statistics.median(ours) / statistics.median(plain)
+        rows.append([f"filtered by {label} (`{filters}`): headline + top pages, first request",
+                     spread(ours), spread(plain), f"{ratio:.2f}x", load()])
+        rows.append(["  the same again (warm) / the next page of pages", f"{spread(again)} / {spread(nxt)}",
+                     "-", "-", load()])
+    cli = [stats_cli(args.store) for _ in range(args.repeat)]
+    rows.append(["`traceglider stats --period 30d`, whole process", spread([c[0] for c in cli]), "-", "-", load()])
+    rows.append(["  its max RSS, MiB", f"{min(c[1] for c in cli)} / {statistics.median([c[1] for c in cli])} / "
+                                       f"{max(c[1] for c in cli)}", "-", "-", load()])
+    if args.s3:
+        rows += s3_rows(args.store, args.repeat)
     print(table(rows))
+
+
+def s3_rows(store: str, repeat: int) -> list[list[str]]:
+    from moto.server import ThreadedMotoServer
+
+    from traceglider.storage.local import LocalStorage
+    from traceglider.storage.s3 import S3Storage
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                           "AWS_DEFAULT_REGION": "us-east-1"})
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = S3Storage("s3://tg-bench/data", endpoint_url=endpoint)
+        s3.client.create_bucket(Bucket="tg-bench")
+        local = LocalStorage(store)
+        for prefix in ("events/", "visits/", "_sites/"):
+            for info in local.list(prefix):
+                s3.put(info.key, local.get(info.key))
+        cold = [run_child("dashboard", "s3://tg-bench/data", endpoint)[0]["cold"] for _ in range(repeat)]
+    finally:
+        server.stop()
+    return [["default dashboard view on S3 (moto on loopback), fresh process", spread(cold), "-", "-", load()]]
 
 
 if __name__ == "__main__":

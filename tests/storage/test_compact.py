@@ -115,3 +115,10 @@ def test_a_retry_stored_just_after_midnight_is_dropped(storage):
                          row("a2", visitor_id="A", when_us=MIDNIGHT_US + 2 * MINUTE_US)], "s2")
     compact(storage)
     assert sorted(stored_ids(storage)) == ["a1", "a2"]
+
+
+def test_the_column_types_the_stats_read_without_pyarrow_are_the_stored_ones():
+    from traceglider.schema import FILE_SCHEMA
+    from traceglider.storage.visits_sql import READ_TYPES, _duck_type
+
+    assert READ_TYPES == {c: _duck_type(FILE_SCHEMA.field(c).type) for c in READ_TYPES}

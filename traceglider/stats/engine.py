@@ -201,7 +201,7 @@ class Engine:
         after_last = datetime.fromisoformat(run.dates[-1]).replace(tzinfo=UTC) + timedelta(days=1)
         cur = self.cursor()  # a connection of its own: the temporary views are private to it
         try:
-            V.scan(cur, "raw", self.uris(run.keys))
+            V.scan(cur, "raw", self.uris(run.keys), list(V.READ_TYPES))
             V.define_carry(cur, self.uris(run.carry), first - SESSION_GAP)
             cur.execute(f"CREATE TEMP TABLE keys AS {V.keys_sql()}")
             V.define_next(cur, self.uris(run.next), after_last - SESSION_GAP)

@@ -125,17 +125,29 @@ FROM ({kept}) WHERE received_at >= $tail_since
 """
 
 
+# The types of the columns the stats read from files not compacted yet (no pyarrow
+# import on the stats path: `traceglider stats` and a cold dashboard start faster);
+# a test checks them against schema.FILE_SCHEMA.
+READ_TYPES = {
+    "event_id": "VARCHAR", "visitor_id": "VARCHAR", "received_at": "TIMESTAMPTZ", "type": "VARCHAR",
+    "name": "VARCHAR", "path": "VARCHAR", "hostname": "VARCHAR", "props": "VARCHAR", "scroll_depth": "SMALLINT",
+    "engagement_ms": "BIGINT", "referrer": "VARCHAR", "source": "VARCHAR", "channel": "VARCHAR",
+    "utm_source": "VARCHAR", "utm_medium": "VARCHAR", "utm_campaign": "VARCHAR", "utm_term": "VARCHAR",
+    "utm_content": "VARCHAR", "country": "VARCHAR", "region": "VARCHAR", "city": "INTEGER", "city_name": "VARCHAR",
+    "device_type": "VARCHAR", "browser": "VARCHAR", "browser_version": "VARCHAR", "os": "VARCHAR",
+    "os_version": "VARCHAR", "screen_width": "INTEGER", "language": "VARCHAR",
+}
+
+
 def select_columns(present: dict[str, str], wanted: list[str] | None = None) -> str:
-    """The event file columns (FILE_SCHEMA order), NULL of their type where a file set
-    lacks one (files written before a column existed)."""
+    """The event file columns (all, in FILE_SCHEMA order, or `wanted` of READ_TYPES),
+    NULL of their type where a file set lacks one (files written before it existed)."""
+    if wanted is not None:
+        return ", ".join(c if c in present else f"NULL::{READ_TYPES[c]} AS {c}" for c in wanted)
     from traceglider.schema import FILE_SCHEMA
 
-    out = []
-    for field in FILE_SCHEMA:
-        if wanted is not None and field.name not in wanted:
-            continue
-        out.append(field.name if field.name in present else f"NULL::{_duck_type(field.type)} AS {field.name}")
-    return ", ".join(out)
+    return ", ".join(f.name if f.name in present else f"NULL::{_duck_type(f.type)} AS {f.name}"
+                     for f in FILE_SCHEMA)
 
 
 def _duck_type(t: object) -> str:
