@@ -121,4 +121,4 @@ def test_the_column_types_the_stats_read_without_pyarrow_are_the_stored_ones():
     from traceglider.schema import FILE_SCHEMA
     from traceglider.storage.visits_sql import READ_TYPES, _duck_type
 
-    assert READ_TYPES == {c: _duck_type(FILE_SCHEMA.field(c).type) for c in READ_TYPES}
+    assert {c: _duck_type(FILE_SCHEMA.field(c).type) for c in READ_TYPES} == READ_TYPES
