@@ -78,6 +78,15 @@
     if (!/^[A-Z]{2}$/.test(code)) { return ""; }
     return String.fromCodePoint(0x1F1E6 + code.charCodeAt(0) - 65, 0x1F1E6 + code.charCodeAt(1) - 65);
   }
+  // A flag emoji only where the fonts draw one (not Windows, nor a box without an emoji
+  // font): two regional indicators make one glyph, narrower than the two apart.
+  var flagsDrawn = (function () {
+    try {
+      var c = document.createElement("canvas").getContext("2d");
+      c.font = "16px sans-serif";
+      return c.measureText(flag("DE")).width < 1.5 * c.measureText(flag("DE").slice(0, 2)).width;
+    } catch (e) { return false; }
+  })();
   function countryName(code) {
     var c = String(code || "").toUpperCase(), name = "";
     if (!/^[A-Z]{2}$/.test(c)) { return String(code); }
@@ -88,7 +97,7 @@
   // How a property's value is shown (the filter and the CSV keep the value itself).
   function display(prop, v) {
     if (v === null || v === undefined) { return "(none)"; }
-    if (prop === "visit:country") { var f = flag(String(v)); return (f ? f + " " : "") + countryName(v); }
+    if (prop === "visit:country") { var f = flagsDrawn ? flag(String(v)) : ""; return (f ? f + " " : "") + countryName(v); }
     if (prop === "visit:device") { return capital(v); }
     return String(v);
   }
@@ -695,7 +704,7 @@
   };
 
   // -- the details view ----------------------------------------------------------------
-  var detailRows = [], detailSort = null;
+  var detailRows = [], detailSort = null, DETAIL_ROWS = 100, detailLimit = DETAIL_ROWS;
   function openDetails(name) {
     if (!shown[name]) { return; }
     state.details = name; saveHash();
@@ -703,7 +712,7 @@
     box.hidden = false; document.body.classList.add("modal-open");
     $("details-title").textContent = spec.title || name;
     $("details-search").value = "";
-    detailSort = null;
+    detailSort = null; detailLimit = DETAIL_ROWS;
     loadDetails("");
     $("details-search").focus();
   }
@@ -755,7 +764,9 @@
     });
     thead.appendChild(tr); t.appendChild(thead);
     var tb = el("tbody");
-    rows.forEach(function (r) {
+    // the first rows at once, the rest when asked: laying out 1,000 rows would cost more
+    // than the rest of the page (the count, the sort and the CSV are of all of them)
+    rows.slice(0, detailLimit).forEach(function (r) {
       var row = el("tr");
       cols.forEach(function (c, i) {
         var td = el("td", i ? "n" : "");
@@ -768,6 +779,12 @@
       });
       tb.appendChild(row);
     });
+    if (rows.length > detailLimit) {
+      var more = el("tr", "more-row"), cell = el("td");
+      cell.colSpan = cols.length;
+      cell.appendChild(button("more", "Show all " + rows.length + " rows", function () { detailLimit = Infinity; renderDetails(); }));
+      more.appendChild(cell); tb.appendChild(more);
+    }
     t.appendChild(tb);
     $("details-count").textContent = rows.length + (rows.length === 1 ? " row" : " rows");
     shownRows = [cols, rows];
@@ -946,7 +963,7 @@
       resizeTimer = setTimeout(function () { if (lastChart) { renderChart.apply(null, lastChart); } }, 100);
     });
   }
-  window.TG = { state: state, fmt: fmt, ticks: ticks, el: el, clear: clear, button: button, get: get, send: send,
+  window.TG = { state: state, fmt: fmt, flag: flag, flagsDrawn: flagsDrawn, ticks: ticks, el: el, clear: clear, button: button, get: get, send: send,
     refresh: refresh, showError: showError, display: display, register: function (name, fn) { EXTRA[name] = fn; },
     table: table, head: head, tabbar: tabbar, pickTab: pickTab, shown: shown, withFilters: withFilters, addFilter: addFilter,
     setManage: function (fn) { manageButton = fn; } };
