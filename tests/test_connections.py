@@ -105,3 +105,15 @@ def test_serve_raises_the_soft_open_file_limit(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_client_hanging_up_mid_body_leaves_no_traceback_in_the_log(server, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    port, process = server
+    log = next(Path(str(tmp_path_factory.getbasetemp())).glob(f"connections*/server-{port}.log"))
+    for path in (b"/consent", b"/api/event", b"/collect"):
+        sock = connect(port)
+        sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: text/plain\r\n"
+                     b"content-length: 5000\r\n\r\n{\"site\":")
+        sock.close()  # gone before the body arrived
+    assert wait_for(lambda: healthy(port))
+    assert "Traceback" not in log.read_text()

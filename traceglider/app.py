@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from traceglider import __version__
@@ -57,7 +59,25 @@ class TraceGliderApp(FastAPI):
         if self.collector is not None and is_collect(scope):
             await self.collector(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["path"].startswith(PRIVATE_ANSWERS):
+            send = _no_store(send)
         await super().__call__(scope, receive, send)
+
+
+# Answers behind the token or a dashboard session: no browser or proxy cache may keep
+# them (a shared computer's back button, a caching proxy in between).
+PRIVATE_ANSWERS = ("/api/v1/stats/", "/api/v1/export", "/api/v1/sites", "/api/v1/forget", "/api/v2/",
+                   "/dashboard/api/")
+
+
+def _no_store(send: Send) -> Send:
+    async def sending(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+            message = {**message, "headers": [*headers, (b"cache-control", b"no-store")]}
+        await send(message)
+
+    return sending
 
 
 def build_pipeline(settings: Settings, salts: SaltStore) -> Pipeline:
@@ -164,7 +184,7 @@ def create_app(
         return tracker.response(request)
 
     @app.get("/healthz", summary="Storage and spool status")
-    async def healthz() -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
         healthy = sink.healthy()
         body = {
             "status": "ok" if healthy else "unavailable",
@@ -174,6 +194,10 @@ def create_app(
             "proxy": ingest.forwarded.status(),
             **sink.status(),
         }
+        if not _owner(settings, request):
+            # Where the data lives (and errors that name paths) only for the owner.
+            for private in PRIVATE_HEALTH:
+                body.pop(private, None)
         if answers is not None:
             body["dashboard"] = answers.status()
         if maintainer is not None:
@@ -207,11 +231,38 @@ def create_app(
         # The demo's single-page app owns every /demo/app/... URL, as an SPA host would.
         return Response(demo.joinpath("app.html").read_bytes(), media_type="text/html; charset=utf-8")
 
+    @app.get("/demo", include_in_schema=False)
+    async def demo_root() -> RedirectResponse:
+        # Relative: StaticFiles' own redirect would build the URL from the Host header,
+        # which a client chooses (Host: evil.example -> http://evil.example/demo/).
+        return RedirectResponse("/demo/")
+
     app.mount("/demo", StaticFiles(directory=str(demo), html=True), name="demo")
     return app
 
 
+PRIVATE_HEALTH = ("storage", "spool_dir", "storage_error", "spool_error", "spool")
+
+
+def _owner(settings: Settings, request: Request) -> bool:
+    """The request carries the API token (as the stats API takes it)."""
+    from traceglider.stats.api import check_bearer
+
+    try:
+        check_bearer(settings, request)
+    except TGError:
+        return False
+    return True
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up mid-body: nothing was kept and nobody reads the answer.
+        # Not an error of ours, so no traceback in the log.
+        log.debug("client disconnected before its body arrived: %s", request.url.path)
+        return Response(status_code=400)
+
     @app.exception_handler(TGError)
     async def tg_error(request: Request, exc: TGError) -> JSONResponse:
         # Ingest routes leave their CORS headers on the request, so a browser can read

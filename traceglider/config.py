@@ -8,6 +8,7 @@ raises `ConfigError` naming the setting, which the CLI prints as one line (exit 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,20 @@ def _optional_text(raw: str) -> str | None:
     return str(raw) or None
 
 
+_COOKIE_DOMAIN = re.compile(r"^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _cookie_domain(raw: str) -> str | None:
+    # It goes into every Set-Cookie header: a `;` or a line break would add attributes
+    # or headers of its own.
+    value = str(raw).strip().lower()
+    if not value:
+        return None
+    if len(value) > 253 or not _COOKIE_DOMAIN.match(value):
+        raise ValueError("must be a domain such as example.com")
+    return value
+
+
 def _trusted_proxies(raw: str) -> TrustedProxies:
     return TrustedProxies(raw)
 
@@ -166,7 +181,7 @@ SETTINGS: list[Setting] = [
     Setting("api_token", None, _optional_text,
             "Bearer token of the stats API and dashboard; derived from the secret when unset."),
     Setting("cookie_name", "tg_vid", _text, "Name of the server-set visitor cookie."),
-    Setting("cookie_domain", None, _optional_text,
+    Setting("cookie_domain", None, _cookie_domain,
             "Domain attribute of the visitor cookie (for example example.com); host-only "
             "when unset."),
     Setting("cookie_days", 395, _cookie_days,

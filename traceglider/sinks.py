@@ -98,7 +98,7 @@ class SpoolSink:
 
     def healthy(self) -> bool:
         return (self.flusher is not None and self.spool is not None and bool(self.flusher.storage_ok)
-                and self.flusher.running and self.spool.alive)
+                and self.flusher.running and self.spool.accepting)
 
     def flush(self) -> bool:
         """Deliver everything spooled now; False if storage failed (it stays spooled)."""
@@ -107,7 +107,8 @@ class SpoolSink:
     def status(self) -> dict[str, Any]:
         if self.spool is None or self.flusher is None:
             return {"mode": "spool", "storage": self.storage.url, "storage_ok": False, "spool": "closed"}
-        return {"mode": "spool", "spool_dir": str(self.spool.dir), **self.flusher.status()}
+        return {"mode": "spool", "spool_dir": str(self.spool.dir), **self.flusher.status(),
+                "spool_accepting": self.spool.accepting, "spool_error": self.spool.write_error}
 
 
 def batch_name(rows: list[dict[str, Any]]) -> str:

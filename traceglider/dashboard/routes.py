@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
@@ -57,8 +57,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-STATIC = {"dashboard.js": "application/javascript", "manage.js": "application/javascript", "dashboard.css": "text/css",
-          "login.css": "text/css"}
+# Only files that exist: a name listed without its file was a 500 (login.css was).
+STATIC = {"dashboard.js": "application/javascript", "manage.js": "application/javascript",
+          "dashboard.css": "text/css"}
 KINDS = ("aggregate", "timeseries", "breakdown", "realtime", "goals", "funnel", "navigation",
          "props", "config")
 
@@ -148,6 +149,23 @@ def _expired(storage: Storage, key: str, now: float) -> bool:
         return int(storage.get(key) or b"0") < now
     except (StorageError, ValueError):
         return False
+
+
+def check_same_origin(request: Request) -> None:
+    """A change made from the dashboard comes from the dashboard's own page: the
+    session cookie is SameSite=Strict already, and this refuses a request another
+    origin sends even where a browser would attach it (a sibling subdomain)."""
+    origin = request.headers.get("origin")
+    host = (request.headers.get("host") or "").lower()
+    if origin is not None:
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:
+            netloc = ""
+        if netloc != host:
+            raise Forbidden("changes to share links must come from the dashboard itself")
+    elif request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise Forbidden("changes to share links must come from the dashboard itself")
 
 
 def _page(name: str) -> HTMLResponse:
@@ -287,6 +305,7 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
     @router.post("/dashboard/api/shares")
     @plausible_errors
     def create_share(request: Request, site_id: str = "") -> Any:
+        check_same_origin(request)
         if guarded(request, None).get("role") != "owner":
             raise Forbidden("Only the owner creates share links")
         site = site_id.strip().lower()
@@ -300,6 +319,7 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
     @router.delete("/dashboard/api/shares/{share_id}")
     @plausible_errors
     def revoke_share(share_id: str, request: Request) -> Any:
+        check_same_origin(request)
         if guarded(request, None).get("role") != "owner":
             raise Forbidden("Only the owner revokes share links")
         if not SHARE_ID.match(share_id):

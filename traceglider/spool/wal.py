@@ -42,6 +42,7 @@ MAGIC = b"TGW1"
 _HEADER = struct.Struct("<4sII")
 MAX_RECORD = 64 * 1024 * 1024
 SEGMENT_BYTES = 64 * 1024 * 1024
+FULL_HEADROOM = 64 * 1024  # less room than this under the cap counts as full
 QUARANTINE = "bad"  # segments that cannot be delivered, kept for a person to look at
 REASON_SUFFIX = ".reason"  # beside each quarantined file: why it is there
 GATHER_SECONDS = 0.002  # the longest a group waits for the records of clients just answered
@@ -117,6 +118,7 @@ class Spool:
         self.pending_events = sum(count_events(p) for p in self._segment_paths())  # not yet delivered
         self.bytes = sum(p.stat().st_size for p in self._segment_paths())
         self.fsyncs = 0
+        self.write_error: str | None = None  # the last append's failure (a full disk), if it failed
         self._closed = False
         self.adopt_orphans()
         self._writer = threading.Thread(target=self._write_loop, name="tg-spool-writer", daemon=True)
@@ -176,6 +178,13 @@ class Spool:
     @property
     def alive(self) -> bool:
         return self._writer.is_alive()
+
+    @property
+    def accepting(self) -> bool:
+        """Whether a batch would be taken now: the writer runs, the last write did not
+        fail and room is left under the cap. /healthz says 503 otherwise, as /collect does."""
+        return (self.alive and not self._closed and self.write_error is None
+                and self.max_bytes - self.bytes >= FULL_HEADROOM)
 
     def append(self, payload: bytes, events: int) -> None:
         self.submit(payload, events).result()
@@ -254,6 +263,7 @@ class Spool:
                 self.pending_events += events
             else:
                 self.bytes -= len(data)
+            self.write_error = None if error is None else str(error)
         _settle([future for _, _, future in batch], error)
 
     def _ensure_open(self) -> None:
