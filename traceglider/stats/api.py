@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from traceglider.errors import BadRequest, StorageError, TGError, Unauthorized
+from traceglider.stats.params import openapi_extra
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -193,9 +194,11 @@ def stats_router(settings: Settings, storage: Storage) -> APIRouter:
         ("/api/v1/stats/funnel", "funnel", "Ordered funnel steps within a visit"),
         ("/api/v1/stats/navigation", "navigation", "Previous and next pages of a page"),
     ]:
-        router.add_api_route(path, make(kind), methods=["GET"], summary=summary)
+        router.add_api_route(path, make(kind), methods=["GET"], summary=summary,
+                             openapi_extra=openapi_extra(kind))
 
-    @router.get("/api/v1/export", summary="Raw events of a site and date range")
+    @router.get("/api/v1/export", summary="Raw events of a site and date range",
+                openapi_extra=openapi_extra("export"))
     @plausible_errors
     def export_route(request: Request) -> Response:
         check_bearer(settings, request)
