@@ -24,7 +24,7 @@ from traceglider.api_docs import install_docs
 from traceglider.config import Settings
 from traceglider.dashboard.answers import Answers, answers_for, close_answers, prepare_dashboards
 from traceglider.dashboard.routes import dashboard_router
-from traceglider.errors import TGError
+from traceglider.errors import StorageError, TGError
 from traceglider.ingest.collect import Collect, is_collect
 from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline
@@ -33,7 +33,7 @@ from traceglider.ingest.urls import split_url
 from traceglider.maintenance import Maintainer
 from traceglider.rights import rights_router
 from traceglider.secrets import ensure_secret
-from traceglider.sinks import DirectSink, Sink, SpoolSink
+from traceglider.sinks import DirectSink, SpoolSink
 from traceglider.static_files import TrackerScript
 from traceglider.stats.api import stats_router
 from traceglider.stats.cors import StatsCORS
@@ -41,6 +41,8 @@ from traceglider.stats.sites_api import sites_router
 from traceglider.stats.v2 import v2_router
 from traceglider.storage import Storage, open_storage
 from traceglider.storage.salts import SaltStore, open_salt_storage
+from traceglider.types import Sink
+from traceglider.web import error_response
 
 log = logging.getLogger("traceglider")
 
@@ -267,10 +269,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def tg_error(request: Request, exc: TGError) -> JSONResponse:
         # Ingest routes leave their CORS headers on the request, so a browser can read
         # why its batch was refused.
-        headers = {**getattr(request.state, "cors", {}), **exc.headers}
-        if exc.status in (429, 503):  # a refusal says when to come back
-            headers.setdefault("Retry-After", "5")
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+        return error_response(exc, getattr(request.state, "cors", {}))
+
+    @app.exception_handler(StorageError)
+    async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
+        # storage down under any route: a 503 that says when to retry, not a 500
+        return error_response(exc, getattr(request.state, "cors", {}))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

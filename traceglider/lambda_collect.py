@@ -25,6 +25,8 @@ from traceglider.ingest.enrich import build_steps
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
 from traceglider.ingest.request import MAX_BODY_BYTES, decode_json, parse_batch
 from traceglider.ingest.urls import split_url
+from traceglider.proxies import client_ip, is_secure
+from traceglider.ratelimit import RateLimiter
 from traceglider.secrets import ensure_secret
 from traceglider.storage.base import Storage
 from traceglider.storage.salts import SaltStore, open_salt_storage
@@ -101,7 +103,7 @@ class LambdaCollector:
         salts = SaltStore(open_salt_storage(
             self.settings, lambda url: open_light_storage(self.settings.replace(storage=url))), legacy=storage)
         self.pipeline = Pipeline([("split_url", split_url), *build_steps(self.settings, salts)])
-        self.limiter = edge.RateLimiter(settings.rate_limit)
+        self.limiter = RateLimiter(settings.rate_limit)
         self.accepted = 0
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +113,7 @@ class LambdaCollector:
             origin = edge.check_origin(cast(Any, request), self.settings.sites)
             cors = edge.cors_headers(origin)
             edge.check_content_type(cast(Any, request))
-            ip = edge.client_ip(cast(Any, request), self.settings.trusted_proxies)
+            ip = client_ip(cast(Any, request), self.settings.trusted_proxies)
             self.limiter.check(ip, request.headers.get("user-agent", ""))
             if len(request.body) > MAX_BODY_BYTES:
                 raise PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes")
@@ -123,7 +125,7 @@ class LambdaCollector:
                                         [site], self.settings.sites)
             info = RequestInfo(site=site, ip=ip, user_agent=request.headers.get("user-agent", "")[:1000],
                                headers=request.headers, cookies=request.cookies, received_at=now,
-                               secure=edge.is_secure(cast(Any, request), self.settings.trusted_proxies), ctx=ctx)
+                               secure=is_secure(cast(Any, request), self.settings.trusted_proxies), ctx=ctx)
             kept = self.pipeline.run(rows, info)
             if kept:
                 self.sink.deliver(kept)

@@ -18,7 +18,14 @@ never believed. A leaf module: it imports nothing from the package.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+log = logging.getLogger("traceglider.ingest")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -118,3 +125,59 @@ class TrustedProxies:
 
 
 DEFAULT = TrustedProxies("loopback")
+
+
+def is_secure(request: Request, proxies: TrustedProxies) -> bool:
+    """Whether the visitor's connection was HTTPS: ours, or a trusted proxy's says so."""
+    peer = request.client.host if request.client else None
+    return secure_scheme(request.scope.get("scheme"), peer, request.headers.get("x-forwarded-proto"), proxies)
+
+
+def secure_scheme(scheme: str | None, peer: str | None, forwarded_proto: str | None,
+                  proxies: TrustedProxies) -> bool:
+    if scheme == "https":  # not request.url: building it is costly
+        return True
+    return forwarded_proto is not None and forwarded_proto.lower() == "https" and proxies.trusts(peer)
+
+
+class ForwardedWatch:
+    """Counts requests whose X-Forwarded-For was ignored because the peer is not a
+    trusted proxy, and says so once in the log: behind a proxy that is not trusted,
+    every visitor would look like the proxy. Neither the log nor /healthz names the
+    address (it may be a visitor's)."""
+
+    def __init__(self, proxies: TrustedProxies) -> None:
+        self.proxies = proxies
+        self.ignored = 0
+        self.private_peer = False  # one ignored peer was in a private network
+
+    def ignore(self, peer: str | None) -> None:
+        self.ignored += 1
+        if self.ignored == 1:
+            self.private_peer = is_private_peer(peer)
+            log.warning("%s", self.message())
+
+    def message(self) -> str:
+        where = "a private network" if self.private_peer else "a public address"
+        return (f"X-Forwarded-For is ignored: it comes from a peer in {where} that is not a "
+                f"trusted proxy (TG_TRUSTED_PROXIES={self.proxies}); if a reverse proxy in "
+                "front of the collector adds it, set TG_TRUSTED_PROXIES to that proxy's "
+                "address or network, or visitors are counted by the proxy's address")
+
+    def status(self) -> dict[str, Any]:
+        return {"trusted_proxies": str(self.proxies), "ignored_forwarded_for": self.ignored,
+                "warning": self.message() if self.ignored else None}
+
+
+def client_address(peer: str | None, forwarded: str | None, proxies: TrustedProxies,
+                   watch: ForwardedWatch | None = None) -> str | None:
+    """The socket peer, or the client address our trusted proxies report."""
+    if forwarded and watch is not None and not proxies.trusts(peer):
+        watch.ignore(peer)
+    return proxies.client(peer, forwarded)
+
+
+def client_ip(request: Request, proxies: TrustedProxies,
+              watch: ForwardedWatch | None = None) -> str | None:
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), proxies, watch)

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Request
 
 from traceglider.config import Settings
 from traceglider.errors import BadRequest, StorageError, Unavailable
-from traceglider.sinks import Sink
 from traceglider.sites import normalize_site
 from traceglider.spool.erase import erase_from_quarantine
-from traceglider.stats.api import check_bearer
 from traceglider.storage.base import Storage
 from traceglider.storage.forget import forget_visitor
 from traceglider.storage.lock import LockBusy
+from traceglider.types import Sink
+from traceglider.web import check_bearer
 
 FORGET_WAIT_SECONDS = 60  # a compaction takes seconds; longer, the client retries
 

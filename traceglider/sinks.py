@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -19,21 +19,6 @@ from traceglider.spool.flusher import Flusher
 from traceglider.spool.wal import Spool
 from traceglider.storage.base import Storage
 from traceglider.storage.parquet import write_rows
-
-
-class Sink(Protocol):
-    async def accept(self, rows: list[dict[str, Any]]) -> None: ...
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def healthy(self) -> bool: ...
-
-    def flush(self) -> bool: ...
-
-    def status(self) -> dict[str, Any]: ...
-
 
 # A write that takes longer than this is answered 503 (the client retries); the spool
 # writer may still finish it, and the duplicate is removed by event id.

@@ -33,9 +33,11 @@ from traceglider.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from traceglider.ingest.edge import RateLimiter, client_ip, is_secure
+from traceglider.proxies import client_ip, is_secure
+from traceglider.ratelimit import RateLimiter
 from traceglider.sites import normalize_site
-from traceglider.stats.api import api_token, engine_for, handle, params_of, plausible_errors
+from traceglider.stats.api import engine_for, handle, params_of
+from traceglider.web import api_token, plausible_errors
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -393,5 +395,4 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
         answer, age = answers.get(kind, params)
         return JSONResponse(jsonable_encoder(answer), headers={"Age": str(int(age))})
 
-    _ = TGError
     return router

@@ -21,6 +21,7 @@ from traceglider.errors import PayloadTooLarge, TGError
 from traceglider.ingest import edge
 from traceglider.ingest.pipeline import RequestInfo
 from traceglider.ingest.request import MAX_BODY_BYTES, parse_body
+from traceglider.proxies import client_address, secure_scheme
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -92,7 +93,7 @@ class Collect:
             edge.check_media_type(headers.get("content-type", ""))
             client = scope.get("client")
             peer = client[0] if client else None
-            ip = edge.client_address(peer, headers.get("x-forwarded-for"), self.proxies, ingest.forwarded)
+            ip = client_address(peer, headers.get("x-forwarded-for"), self.proxies, ingest.forwarded)
             user_agent = headers.get("user-agent", "")
             ingest.limiter.check(ip, user_agent)
             body = await read_body(receive, headers.get("content-length"))
@@ -104,7 +105,7 @@ class Collect:
             info = RequestInfo(
                 site=site, ip=ip, user_agent=user_agent[:1000], headers=headers,
                 cookies=cookie_parser(cookie) if cookie else {}, received_at=now,
-                secure=edge.secure_scheme(scope.get("scheme"), peer, headers.get("x-forwarded-proto"),
+                secure=secure_scheme(scope.get("scheme"), peer, headers.get("x-forwarded-proto"),
                                           self.proxies),
                 ctx=ctx)
             kept = await ingest.accept(rows, info)

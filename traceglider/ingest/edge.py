@@ -4,17 +4,12 @@ address, CORS and site checks, and rate limits."""
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
-from collections import OrderedDict
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from traceglider.errors import Forbidden, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from traceglider.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType
 from traceglider.ingest.request import MAX_BODY_BYTES
-from traceglider.proxies import TrustedProxies, is_private_peer
 
 log = logging.getLogger("traceglider.ingest")
 
@@ -53,61 +48,6 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
             raise PayloadTooLarge(f"body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class ForwardedWatch:
-    """Counts requests whose X-Forwarded-For was ignored because the peer is not a
-    trusted proxy, and says so once in the log: behind a proxy that is not trusted,
-    every visitor would look like the proxy. Neither the log nor /healthz names the
-    address (it may be a visitor's)."""
-
-    def __init__(self, proxies: TrustedProxies) -> None:
-        self.proxies = proxies
-        self.ignored = 0
-        self.private_peer = False  # one ignored peer was in a private network
-
-    def ignore(self, peer: str | None) -> None:
-        self.ignored += 1
-        if self.ignored == 1:
-            self.private_peer = is_private_peer(peer)
-            log.warning("%s", self.message())
-
-    def message(self) -> str:
-        where = "a private network" if self.private_peer else "a public address"
-        return (f"X-Forwarded-For is ignored: it comes from a peer in {where} that is not a "
-                f"trusted proxy (TG_TRUSTED_PROXIES={self.proxies}); if a reverse proxy in "
-                "front of the collector adds it, set TG_TRUSTED_PROXIES to that proxy's "
-                "address or network, or visitors are counted by the proxy's address")
-
-    def status(self) -> dict[str, Any]:
-        return {"trusted_proxies": str(self.proxies), "ignored_forwarded_for": self.ignored,
-                "warning": self.message() if self.ignored else None}
-
-
-def client_address(peer: str | None, forwarded: str | None, proxies: TrustedProxies,
-                   watch: ForwardedWatch | None = None) -> str | None:
-    """The socket peer, or the client address our trusted proxies report."""
-    if forwarded and watch is not None and not proxies.trusts(peer):
-        watch.ignore(peer)
-    return proxies.client(peer, forwarded)
-
-
-def client_ip(request: Request, proxies: TrustedProxies,
-              watch: ForwardedWatch | None = None) -> str | None:
-    peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), proxies, watch)
-
-
-def is_secure(request: Request, proxies: TrustedProxies) -> bool:
-    peer = request.client.host if request.client else None
-    return secure_scheme(request.scope.get("scheme"), peer, request.headers.get("x-forwarded-proto"), proxies)
-
-
-def secure_scheme(scheme: str | None, peer: str | None, forwarded_proto: str | None,
-                  proxies: TrustedProxies) -> bool:
-    if scheme == "https":  # not request.url: building it is costly
-        return True
-    return forwarded_proto is not None and forwarded_proto.lower() == "https" and proxies.trusts(peer)
 
 
 def site_allowed(site: str, sites: tuple[str, ...]) -> bool:
@@ -223,40 +163,3 @@ def cors_headers(origin: str | None, preflight: bool = False) -> dict[str, str]:
         headers["Access-Control-Allow-Headers"] = "Content-Type"
         headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
     return headers
-
-
-class RateLimiter:
-    """A token bucket per client address and user agent, held in memory only.
-
-    Keyed by both, so that visitors who share an address (an office, a mobile
-    carrier's NAT, a proxy that is not trusted) are counted apart by their browsers;
-    with a minute's worth as the burst, a limit far above what a tracker sends (a
-    batch every few seconds at most) only ever stops a loop or a flood. A refusal is a
-    429 whose Retry-After says when a token is back."""
-
-    MAX_KEYS = 100_000
-
-    def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = max(1.0, float(per_minute))
-        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def check(self, address: str | None, user_agent: str = "") -> None:
-        if self.rate <= 0 or address is None:
-            return
-        key = (address, user_agent)
-        now = time.monotonic()
-        with self._lock:
-            # Least recently seen keys go first: clearing all at once would let
-            # anyone rotating addresses reset everybody's limit.
-            while len(self._buckets) >= self.MAX_KEYS:
-                self._buckets.popitem(last=False)
-            tokens, last = self._buckets.pop(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens < 1:
-                self._buckets[key] = (tokens, now)
-                wait = max(1, math.ceil((1 - tokens) / self.rate))
-                raise TooManyRequests("too many requests from this address and browser; slow down",
-                                      headers={"Retry-After": str(wait)})
-            self._buckets[key] = (tokens - 1, now)

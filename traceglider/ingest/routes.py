@@ -21,8 +21,10 @@ from traceglider.ingest.enrich.identity import consent_cookie
 from traceglider.ingest.pipeline import Pipeline, RequestInfo
 from traceglider.ingest.plausible import parse_plausible
 from traceglider.ingest.request import decode_json, parse_event
-from traceglider.sinks import Sink
+from traceglider.proxies import ForwardedWatch, client_ip, is_secure
+from traceglider.ratelimit import RateLimiter
 from traceglider.sites import normalize_site
+from traceglider.types import Sink
 
 log = logging.getLogger("traceglider.ingest")
 
@@ -44,8 +46,8 @@ class Ingest:
         self.pipeline = pipeline
         self.sink = sink
         self.clock = clock
-        self.limiter = edge.RateLimiter(settings.rate_limit)
-        self.forwarded = edge.ForwardedWatch(settings.trusted_proxies)
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.forwarded = ForwardedWatch(settings.trusted_proxies)
         self.accepted = 0
         self.in_flight = 0  # /collect requests begun and not yet answered (event loop only)
         self.crowded_until = 0.0  # monotonic time until which requests count as concurrent
@@ -57,7 +59,7 @@ class Ingest:
 
     def client_ip(self, request: Request) -> str | None:
         """The client's address, checked against the rate limit (held in memory only)."""
-        ip = edge.client_ip(request, self.settings.trusted_proxies, self.forwarded)
+        ip = client_ip(request, self.settings.trusted_proxies, self.forwarded)
         self.limiter.check(ip, request.headers.get("user-agent", ""))
         return ip
 
@@ -71,7 +73,7 @@ class Ingest:
             headers=dict(request.headers),  # ASGI header names are already lower-case
             cookies=dict(request.cookies),
             received_at=now,
-            secure=edge.is_secure(request, proxies),
+            secure=is_secure(request, proxies),
             ctx=ctx,
         )
 
@@ -164,7 +166,7 @@ def ingest_router(ingest: Ingest, collector: Collect) -> APIRouter:
         choice = document.get("consent")
         if choice not in ("granted", "denied"):
             raise BadRequest("consent: must be 'granted' or 'denied'")
-        secure = edge.is_secure(request, settings.trusted_proxies)
+        secure = is_secure(request, settings.trusted_proxies)
         # GPC / DNT win over a grant: those visitors are only ever counted cookieless.
         privacy_signal = request.headers.get("sec-gpc") == "1" or request.headers.get("dnt") == "1"
         granted = choice == "granted" and not privacy_signal

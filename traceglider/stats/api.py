@@ -7,18 +7,16 @@ imports DuckDB at module level, so including the router costs nothing at cold st
 
 from __future__ import annotations
 
-import functools
-import hmac
-import inspect
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from traceglider.errors import BadRequest, StorageError, TGError, Unauthorized
+from traceglider.errors import BadRequest
 from traceglider.stats.params import openapi_extra
+from traceglider.web import check_bearer, plausible_errors
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -27,11 +25,6 @@ if TYPE_CHECKING:
 
 _ENGINES: dict[int, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
-MISSING_KEY = "Missing API key. Please use a valid Plausible API key as a Bearer Token."
-INVALID_KEY = ("Invalid API key or site ID. Please make sure you're using a valid API key "
-               "with access to the site you've requested.")
-
-
 def engine_for(settings: Settings, storage: Storage) -> Engine:
     """One engine (one DuckDB database and its cache) per storage, shared by routers."""
     from traceglider.memory import duckdb_share, memory_total
@@ -46,47 +39,6 @@ def engine_for(settings: Settings, storage: Storage) -> Engine:
             _ENGINES[id(storage)] = Engine(storage,
                                            memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
         return _ENGINES[id(storage)]
-
-
-def api_token(settings: Settings) -> str | None:
-    """TG_API_TOKEN, or the one `traceglider.secrets.ensure_secret` derived from TG_SECRET."""
-    token = getattr(settings, "api_token", None)
-    return str(token) if token else None
-
-
-def check_bearer(settings: Settings, request: Request) -> None:
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer ") or not header[7:].strip():
-        raise Unauthorized(MISSING_KEY)
-    expected = api_token(settings)
-    if not expected or not hmac.compare_digest(header[7:].strip().encode(), expected.encode()):
-        raise Unauthorized(INVALID_KEY)
-
-
-def error_response(exc: TGError | StorageError) -> JSONResponse:
-    if isinstance(exc, TGError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
-    return JSONResponse({"error": f"storage unavailable: {exc}"}, status_code=503)
-
-
-def plausible_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Errors answered as Plausible's `{"error": "..."}`, for plain and async routes."""
-    if inspect.iscoroutinefunction(fn):
-        @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await fn(*args, **kwargs)
-            except (TGError, StorageError) as exc:
-                return error_response(exc)
-        return async_wrapper
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (TGError, StorageError) as exc:
-            return error_response(exc)
-    return wrapper
 
 
 def params_of(request: Request) -> dict[str, str]:

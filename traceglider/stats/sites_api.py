@@ -37,7 +37,7 @@ from traceglider.site_config import WRITE_LOCK as _WRITE_LOCK  # the one configu
 from traceglider.site_config import read_raw as read_config
 from traceglider.site_config import write_raw as write_config
 from traceglider.sites import normalize_site
-from traceglider.stats.api import check_bearer, plausible_errors
+from traceglider.web import check_bearer, plausible_errors
 
 if TYPE_CHECKING:
     from traceglider.config import Settings

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from traceglider.errors import BadRequest, PayloadTooLarge
-from traceglider.stats.api import check_bearer, engine_for, plausible_errors
+from traceglider.stats.api import engine_for
 from traceglider.stats.v2_query import (
     DERIVED_METRICS,
     NAMED,
@@ -33,6 +33,7 @@ from traceglider.stats.v2_query import (
     parse,
     place_name,
 )
+from traceglider.web import check_bearer, plausible_errors
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
