@@ -96,3 +96,38 @@ def test_a_generated_secret_is_kept_and_reused(tmp_path: Path):
     again = ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
     assert len(first.secret) == 64 and first.secret == again.secret and first.api_token == again.api_token
     assert (tmp_path / ".secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_typed_settings_module_is_generated_from_the_table():
+    from traceglider import config
+
+    generated = (Path(config.__file__).with_name("settings_types.py")).read_text()
+    assert generated == config.typed_attributes(), "run `python -m traceglider.config` to regenerate it"
+
+
+def test_every_setting_is_a_typed_attribute_and_nothing_else_is():
+    from typing import get_type_hints
+
+    from traceglider import config
+    from traceglider.proxies import TrustedProxies
+    from traceglider.settings_types import SettingsAttributes
+
+    hints = get_type_hints(SettingsAttributes, {"TrustedProxies": TrustedProxies})
+    assert list(hints) == [s.name for s in config.SETTINGS]
+    assert hints["workers"] is int and hints["sites"] == tuple[str, ...]
+    assert hints["retention_days"] == int | None  # no default: None until set
+    settings = load(env={"TG_WORKERS": "3"})
+    assert settings.workers == 3 and settings.retention_days is None
+    with pytest.raises(AttributeError):
+        settings.no_such_setting  # noqa: B018 - mypy refuses it too
+
+
+def test_the_log_level_comes_from_the_settings_table(monkeypatch, tmp_path: Path):
+    from traceglider import cli
+
+    config_file = tmp_path / "tg.toml"
+    config_file.write_text('log_level = "warning"\n')
+    monkeypatch.setenv("TG_CONFIG", str(config_file))
+    assert cli._log_level() == "WARNING"
+    monkeypatch.setenv("TG_LOG_LEVEL", "loud")
+    assert cli._log_level() == "INFO"

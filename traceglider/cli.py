@@ -281,13 +281,18 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_level() -> str:
+    """TG_LOG_LEVEL as the settings table reads it (environment or TG_CONFIG file)."""
+    try:
+        return load().log_level
+    except ConfigError:
+        return "INFO"  # the command itself reports the bad setting, as one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("TG_LOG_LEVEL", "INFO").upper()
-                        if os.environ.get("TG_LOG_LEVEL", "INFO").upper() in
-                        ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=_log_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

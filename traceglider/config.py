@@ -13,11 +13,12 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from traceglider.errors import ConfigError
 from traceglider.proxies import DEFAULT as DEFAULT_PROXIES
 from traceglider.proxies import TrustedProxies
+from traceglider.settings_types import SettingsAttributes
 
 Parser = Callable[[str], Any]
 
@@ -287,14 +288,19 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsAttributes):
+    """The parsed settings; each is an attribute typed in `settings_types.py`, which is
+    generated from SETTINGS (`python -m traceglider.config`), so mypy knows them all and
+    refuses a name that is not a setting."""
+
     values: dict[str, Any] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    if not TYPE_CHECKING:  # the attributes' values; their types come from the table
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self.values[name]
+            except KeyError:
+                raise AttributeError(name) from None
 
     def replace(self, **changes: Any) -> Settings:
         for key in changes:
@@ -394,5 +400,33 @@ def write_docs(path: str = "docs/configuration.md") -> None:
         fh.write(f"{head}{start}\n{markdown_table()}\n{end}{tail}")
 
 
+def _type_name(setting: Setting) -> str:
+    """The Python type of a setting's value: its parser's return type, or None too
+    when it has no default."""
+    hint = get_type_hints(setting.parse).get("return", setting.parse)
+    name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+    name = name.replace("traceglider.proxies.", "")
+    return name if setting.default is not None or "None" in name else f"{name} | None"
+
+
+def typed_attributes() -> str:
+    """The source of `traceglider/settings_types.py`."""
+    lines = [
+        '"""The type of every setting, generated from the settings table in config.py by',
+        "`python -m traceglider.config`: do not edit; a test fails when it is out of date.",
+        '"""', "", "from __future__ import annotations", "", "from typing import TYPE_CHECKING", "",
+        "if TYPE_CHECKING:", "    from traceglider.proxies import TrustedProxies", "", "",
+        "class SettingsAttributes:",
+        '    """Annotations only: `Settings` reads the values from its table."""', "",
+    ]
+    lines += [f"    {s.name}: {_type_name(s)}" for s in SETTINGS]
+    return "\n".join(lines) + "\n"
+
+
+def write_types(path: Path = Path(__file__).with_name("settings_types.py")) -> None:
+    path.write_text(typed_attributes())
+
+
 if __name__ == "__main__":  # pragma: no cover
     write_docs()
+    write_types()

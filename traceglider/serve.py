@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -76,7 +77,7 @@ def serve(settings: Settings, config_file: str | None = None) -> int:
     from traceglider.connections import configure
 
     protocol = configure(settings)
-    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
+    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": settings.log_level.lower(),
               "proxy_headers": False, "server_header": False, "http": protocol,
               # Access logs would write client addresses; we never keep an IP anywhere.
               "access_log": False, "timeout_graceful_shutdown": 10}

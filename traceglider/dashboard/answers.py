@@ -24,9 +24,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traceglider.errors import Unavailable
+
+if TYPE_CHECKING:
+    from traceglider.config import Settings
+    from traceglider.storage.base import Storage
 
 log = logging.getLogger("traceglider.dashboard")
 
@@ -182,11 +186,11 @@ _ANSWERS_LOCK = threading.Lock()
 PREPARED_SITES = 3
 
 
-def answers_for(settings: Any, storage: Any) -> Answers | None:
+def answers_for(settings: Settings, storage: Storage) -> Answers | None:
     """One `Answers` per storage (like its engine), or None with TG_DASHBOARD_REFRESH=0
     or on Lambda."""
-    refresh = float(getattr(settings, "dashboard_refresh", 0) or 0)
-    if refresh <= 0 or getattr(settings, "mode", "server") != "server":
+    refresh = settings.dashboard_refresh
+    if refresh <= 0 or settings.mode != "server":
         return None  # on Lambda a process is frozen between calls: no background thread
     from traceglider.stats.api import engine_for, handle
 
@@ -197,13 +201,13 @@ def answers_for(settings: Any, storage: Any) -> Answers | None:
         return _ANSWERS[id(storage)]
 
 
-def prepare_dashboards(settings: Any, storage: Any, answers: Answers) -> list[str]:
+def prepare_dashboards(settings: Settings, storage: Storage, answers: Answers) -> list[str]:
     """Queue the default view of up to PREPARED_SITES sites; the sites prepared."""
     from traceglider.dashboard.panels import default_requests
     from traceglider.stats.api import engine_for
     from traceglider.stats.service import site_config
 
-    sites = list(getattr(settings, "sites", ()) or ()) or sites_in(storage)
+    sites = list(settings.sites) or sites_in(storage)
     engine = engine_for(settings, storage)
     for site in sites[:PREPARED_SITES]:
         answers.prepare(default_requests(site, lambda s: site_config(engine, s)))

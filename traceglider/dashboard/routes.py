@@ -69,7 +69,7 @@ KINDS = ("aggregate", "timeseries", "breakdown", "realtime", "goals", "funnel", 
 def _key(settings: Settings) -> bytes:
     """The session key: from the secret and the API token both, so that rotating
     TG_API_TOKEN (or the secret) ends every session signed before."""
-    secret = getattr(settings, "secret", None) or ""
+    secret = settings.secret or ""
     token = api_token(settings) or ""
     return hashlib.sha256(b"traceglider dashboard session\0" + str(secret).encode() + b"\0"
                           + str(token).encode()).digest()
@@ -289,7 +289,7 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
         return {"role": "owner", "sites": list_sites()}
 
     def list_sites() -> list[str]:
-        return list(getattr(settings, "sites", ()) or ()) or sites_in(storage)
+        return list(settings.sites) or sites_in(storage)
 
     @router.get("/dashboard/api/shares")
     @plausible_errors

@@ -33,8 +33,8 @@ def engine_for(settings: Settings, storage: Storage) -> Engine:
     with _ENGINES_LOCK:
         if id(storage) not in _ENGINES:
             # the default budget (a quarter of memory) is shared by a server's workers
-            memory = getattr(settings, "stats_memory_mb", None)
-            workers = max(1, int(getattr(settings, "workers", 1) or 1))
+            memory = settings.stats_memory_mb
+            workers = settings.workers
             budget = memory << 20 if memory else memory_total() // 4 // workers
             _ENGINES[id(storage)] = Engine(storage,
                                            memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))

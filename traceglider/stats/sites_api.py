@@ -54,7 +54,7 @@ MAX_TEXT = 200
 
 def known_sites(settings: Settings, storage: Storage) -> list[str]:
     """The dashboard's sites: TG_SITES, or every site with events or a configuration."""
-    configured = list(getattr(settings, "sites", ()) or ())
+    configured = list(settings.sites)
     if configured:
         return configured
     found = set()

@@ -54,7 +54,7 @@ def build_steps(
     """The ordered enrichment steps, to run after `split_url`. Opens the geo database
     (lazily, on first public IP) and raises ConfigError for a bad `TG_GEOIP_DB`."""
     steps: list[tuple[str, Step]] = []
-    if getattr(settings, "drop_bots", True):
+    if settings.drop_bots:
         steps.append(("bots", request_level(drop_bots)))
     steps += [
         ("privacy", request_level(make_privacy_step(settings.gpc_policy))),

@@ -71,7 +71,7 @@ def _utc_date(micros: int) -> str:
 
 
 def _key(settings: Settings, purpose: str) -> bytes:
-    secret = getattr(settings, "secret", None)
+    secret = settings.secret
     if not secret:
         raise ConfigError("the identity step needs the instance secret (ensure_secret first)")
     return hashlib.sha256(f"traceglider {purpose}\0{secret}".encode()).digest()
