@@ -99,3 +99,15 @@ def test_compact_with_a_date_compacts_that_date_only(root: Path, capsys: pytest.
     assert changed == ["2025-11-26"]
     assert all(k.rsplit("/", 1)[1].startswith("cv-") for k in after[(SITE, "2025-11-26")])
     assert capsys.readouterr().out.strip().endswith("compacted 1 partition(s)")
+
+
+def test_flags_for_settings_take_their_help_and_default_from_the_settings_table():
+    from traceglider.cli import build_parser
+    from traceglider.config import setting_named
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    helps = {a.dest: a.help for a in serve._actions}
+    for name in ("storage", "host", "port", "workers"):
+        setting = setting_named(name)
+        assert helps[name].startswith(setting.help) and setting.env in helps[name]
+        assert f"default {setting.default}" in helps[name]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from traceglider import __version__
-from traceglider.config import Settings, load
+from traceglider.config import Settings, load, setting_named
 from traceglider.errors import ConfigError, StorageError, TGError
 
 
@@ -36,10 +36,18 @@ def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """The flags every command has: where the settings and the data are."""
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (or TG_CONFIG)")
-    parser.add_argument("--storage", metavar="URL",
-                        help="local path, file:///abs/path or s3://bucket/prefix (TG_STORAGE, default ./tg-data)")
-    parser.add_argument("--s3-endpoint-url", metavar="URL",
-                        help="S3-compatible endpoint such as MinIO's (TG_S3_ENDPOINT_URL)")
+    _setting_flag(parser, "storage", "URL")
+    _setting_flag(parser, "s3_endpoint_url", "URL")
+
+
+def _setting_flag(parser: argparse.ArgumentParser, name: str, metavar: str | None = None) -> None:
+    """A flag for a setting of the settings table: its name, help and default are the
+    table's, so the command line, the environment and the docs cannot drift apart."""
+    setting = setting_named(name)
+    default = setting.default
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    suffix = f"{setting.env}, default {shown}" if shown not in (None, "") else setting.env
+    parser.add_argument("--" + name.replace("_", "-"), metavar=metavar, help=f"{setting.help} ({suffix})")
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
@@ -76,9 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = _command(commands, "serve", "run the collector, tracker, dashboard and stats API")
-    serve.add_argument("--host", help="address to listen on (TG_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", help="port to listen on (TG_PORT, default 8000)")
-    serve.add_argument("--workers", help="worker processes, each with its own spool (TG_WORKERS, default 1)")
+    for name in ("host", "port", "workers"):
+        _setting_flag(serve, name)
     serve.set_defaults(run=cmd_serve)
 
     compact = _command(commands, "compact", "merge small files of partitions, dropping duplicate event ids")

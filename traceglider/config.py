@@ -287,6 +287,10 @@ SETTINGS: list[Setting] = [
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+def setting_named(name: str) -> Setting:
+    return _BY_NAME[name]
+
+
 @dataclass(frozen=True)
 class Settings(SettingsAttributes):
     """The parsed settings; each is an attribute typed in `settings_types.py`, which is
