@@ -24,7 +24,7 @@ LEAVES = {
     "traceglider", "traceglider.errors", "traceglider.config", "traceglider.schema", "traceglider.types",
     "traceglider.web", "traceglider.fsutil", "traceglider.memory", "traceglider.proc", "traceglider.sites",
     "traceglider.site_config", "traceglider.proxies", "traceglider.awsapi", "traceglider.progress",
-    "traceglider.value_names", "traceglider.visits", "traceglider.ratelimit",
+    "traceglider.value_names", "traceglider.visits", "traceglider.ratelimit", "traceglider.settings_types",
 }
 
 
