@@ -138,7 +138,7 @@ def main() -> int:
                     started = time.perf_counter()
                     page.reload()
                     # every panel drawn (not "networkidle": it waits 0.5 s more by itself)
-                    page.wait_for_function(SETTLED, polling="raf")
+                    page.wait_for_function(SETTLED, polling=50)  # not every frame: that is work of its own
                     if "details=" in fragment:
                         page.wait_for_selector("#details-rows tbody tr")
                     wall = time.perf_counter() - started

@@ -191,6 +191,10 @@ def test_numbers_countries_and_devices_read_well(open_page: Callable[..., Page])
     assert page.evaluate("() => [window.TG.flag('DE'), window.TG.flag('xx')]") == ["🇩🇪", ""]
     devices = panel(page, "devices").locator(".label").all_text_contents()
     assert devices and all(d[0].isupper() for d in devices)
+    panel(page, "countries").locator(".tab", has_text="Cities").click()  # the bundled database: no cities
+    panel(page, "countries").locator(".empty", has_text="City database").wait_for()
+    panel(page, "countries").locator(".tab", has_text="Countries").click()
+    panel(page, "countries").locator(".row", has_text="Germany").wait_for()
     # a country's filter chip shows its name, the URL its code
     panel(page, "countries").locator(".row", has_text="Germany").click()
     page.wait_for_selector(".chip")

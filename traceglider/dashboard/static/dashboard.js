@@ -16,7 +16,7 @@
   var PANELS = {
     pages: { title: "Top pages", tabs: [["event:page", "Pages"], ["visit:entry_page", "Entry"], ["visit:exit_page", "Exit"]] },
     sources: { title: "Sources", tabs: [["visit:source", "Sources"], ["visit:channel", "Channels"], ["visit:utm_source", "UTM source"], ["visit:utm_medium", "UTM medium"], ["visit:utm_campaign", "UTM campaign"]] },
-    countries: { title: "Locations", tabs: [["visit:country", "Countries"], ["visit:region", "Regions"]] },
+    countries: { title: "Locations", tabs: [["visit:country", "Countries"], ["visit:region", "Regions"], ["visit:city_name", "Cities"]] },
     devices: { title: "Devices", tabs: [["visit:device", "Devices"], ["visit:browser", "Browsers"], ["visit:os", "OS"]] },
     events: { title: "Custom events", tabs: [["event:name", "Events"]] }
   };
@@ -26,6 +26,8 @@
   var INTERVALS = { day: ["hour"], "7d": ["hour", "day"], "30d": ["day", "week"], month: ["day", "week"],
     "6mo": ["day", "week", "month"], "12mo": ["day", "week", "month"], custom: ["day", "week", "month"] };
   var DEFAULT_INTERVAL = { day: "hour", "7d": "day", "30d": "day", month: "day", "6mo": "month", "12mo": "month", custom: "day" };
+  var GEO = { "visit:region": "No regions in this period: they come from a City database (TG_GEOIP_DB).",
+    "visit:city_name": "No cities in this period: they come from a City database (TG_GEOIP_DB)." };
   var shown = {};  // panel name -> what its card shows, for the details view
 
   function el(tag, cls, text) {
@@ -488,8 +490,12 @@
       // search in the server for the long tail; names made here (countries) in the page
       if (search && prop !== "visit:country") { more.push(prop + "~" + esc(search)); }
       if (more.length) { extra.filters = withFilters.apply(null, more); }
-      return get("breakdown", extra).then(function (d) { return d.results; });
+      return get("breakdown", extra).then(function (d) {
+        // regions and cities come from a City database: visits without one are not a place
+        return GEO[prop] ? d.results.filter(function (r) { return r[spec.key] !== "(none)"; }) : d.results;
+      });
     };
+    if (GEO[prop]) { spec.empty = GEO[prop]; }
     spec.onClick = name === "events" ? function (r) { eventProps(r.name); } : function (r) { addFilter(prop, r[spec.key]); };
     if (name === "events") { spec.empty = "No custom events in this period. Send them with traceglider.track(name, props), or mark elements with data-tg-event."; }
     return spec;
