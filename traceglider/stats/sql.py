@@ -163,7 +163,8 @@ def condition(c: Condition, p: Params, alias: str) -> str:
         values = ", ".join(p.add(v) for v in c.values)
         cond = f"({expr} IN ({values}))" if len(c.values) > 1 else f"({expr} = {values})"
         return f"NOT coalesce({cond}, false)" if c.negated else cond
-    value = f"coalesce({expr}::VARCHAR, '')"  # visit:city is an INTEGER
+    # visit:city is an INTEGER: compared as text under contains, wildcards and negations
+    value = f"coalesce({expr}::VARCHAR, '')" if c.dimension == "visit:city" else f"coalesce({expr}, '')"
     if ci:
         value = f"lower({value})"
     alts = []
