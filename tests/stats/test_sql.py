@@ -97,3 +97,9 @@ def test_order_by_an_unknown_name_is_a_clear_400() -> None:
                  order_by=(("nope", "desc"),))
     with pytest.raises(BadRequest):
         S.aggregate(q, S.Relations())
+
+
+def test_visit_city_an_integer_is_matched_as_text() -> None:
+    p = S.Params()
+    got = S.filter_sql(Condition("contains", "visit:city", ("28",)), "visit", Q, p)
+    assert got == ["(contains(coalesce(v.city::VARCHAR, ''), $p0))"] and p.values == {"p0": "28"}
