@@ -27,8 +27,8 @@ def connect(storage: Storage, memory_limit: int | None = None, threads: int | No
     # whichever statement trips it
     con.execute("SET checkpoint_threshold = '1TB'")
     con.execute("SET TimeZone = 'UTC'")
-    # stored files are never rewritten under the same name: their footers (and on S3
-    # their HEAD answers) can be kept for the next query
+    # stored files are never rewritten under the same name: their footers can be kept
+    # for the next query
     con.execute("SET parquet_metadata_cache = true")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -37,7 +37,10 @@ def connect(storage: Storage, memory_limit: int | None = None, threads: int | No
         con.execute("LOAD '" + httpfs_path().replace("'", "''") + "'")
         body = ", ".join(f"{k} {_literal(v)}" for k, v in secret.items())
         con.execute(f"CREATE OR REPLACE SECRET traceglider_s3 (TYPE s3, {body})")
-        con.execute("SET enable_http_metadata_cache = true")
+        # No HTTP metadata cache: with it DuckDB answers from a cached HEAD (and its
+        # cached file data) for an object compaction has deleted, so a query on a
+        # listing a moment old returns stale figures instead of failing, and the
+        # engine never knows to list again.
     return con
 
 
