@@ -46,3 +46,14 @@ class RateLimiter:
                 raise TooManyRequests("too many requests from this address and browser; slow down",
                                       headers={"Retry-After": str(wait)})
             self._buckets[key] = (tokens - 1, now)
+
+    def exhausted(self, address: str | None, user_agent: str = "") -> bool:
+        """Whether `check` would refuse now, without spending a token (a login counts
+        only its failures, yet refuses everything once they are used up)."""
+        if self.rate <= 0 or address is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get((address, user_agent), (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate) < 1
+

@@ -59,3 +59,14 @@ def test_guessing_the_token_is_slowed_down(tmp_path: Path) -> None:
     client = dashboard(tmp_path, "owner-token-0123456789")
     answers = [client.post("/dashboard/login", data={"token": f"guess-{i}"}).status_code for i in range(12)]
     assert answers[:10] == [401] * 10 and answers[-1] == 429
+    # once the wrong tries are used up, the right token is refused too until the minute passes
+    right = client.post("/dashboard/login", data={"token": "owner-token-0123456789"}, follow_redirects=False)
+    assert right.status_code == 429
+
+
+def test_logging_in_often_with_the_right_token_is_never_refused(tmp_path: Path) -> None:
+    # the browser tests log in once per test, dozens of times a minute from one address
+    client = dashboard(tmp_path, "owner-token-0123456789")
+    answers = [client.post("/dashboard/login", data={"token": "owner-token-0123456789"},
+                           follow_redirects=False).status_code for _ in range(30)]
+    assert answers == [303] * 30
