@@ -68,3 +68,12 @@ def dataset_ids(root: str) -> list[str]:
 def batch(site: str, ids: list[str], **event: Any) -> dict[str, Any]:
     return {"site": site, "events": [
         {"id": i, "type": "pageview", "url": f"https://{site}/page/{i}", **event} for i in ids]}
+
+
+def recent_step_us(now_us: int, steps: int, step_us: int = 60_000_000) -> int:
+    """A spacing for `steps` rows placed before `now_us` that keeps them all on today's
+    date: a minute, or less in the first minutes after UTC midnight (a test's "today"
+    view would otherwise lose the rows that fell on yesterday)."""
+    since_midnight = now_us % DAY_US
+    return max(1, min(step_us, since_midnight // (steps + 1)))
+

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, recent_step_us
 from traceglider import demo_data
 from traceglider.config import load
 from traceglider.storage.local import LocalStorage
@@ -32,8 +32,9 @@ XSS = [
 
 def _xss_rows(now_us: int) -> list[dict]:
     rows = []
+    step = recent_step_us(now_us, len(XSS) + 1)
     for i, payload in enumerate(XSS):
-        base = {"site": SITE, "received_at": now_us - (i + 1) * 60_000_000, "visitor_id": f"x{i}",
+        base = {"site": SITE, "received_at": now_us - (i + 1) * step, "visitor_id": f"x{i}",
                 "hostname": SITE, "country": "DE", "device_type": "desktop", "browser": payload,
                 "os": payload}
         rows.append({**base, "event_id": f"xss-pv-{i}", "type": "pageview", "name": "pageview",

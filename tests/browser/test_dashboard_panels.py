@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_port, row
+from tests.helpers import free_port, recent_step_us, row
 from traceglider import demo_data
 from traceglider.config import load
 from traceglider.storage.local import LocalStorage
@@ -42,7 +42,7 @@ SHOTS = "/tmp/tg-dashboard-panels"
 
 def _lab_rows(now_us: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    minute = 60_000_000
+    minute = recent_step_us(now_us, 9)  # rows go back 8 steps
     for i in range(6):  # six visitors in the last few minutes: realtime sees them
         env = {"visitor_id": f"lab-{i}", "country": "DE" if i % 2 else "FR",
                "device_type": "mobile" if i % 2 else "desktop",
