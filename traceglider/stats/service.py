@@ -84,10 +84,14 @@ _FORMATS = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", 
 
 
 def buckets(q: Query) -> list[datetime]:
-    unit = q.interval
-    t = _trunc(q.start, unit)
-    out = []
-    while t < q.end:
+    return bucket_starts(q.start, q.end, q.interval)
+
+
+def bucket_starts(start: datetime, end: datetime, unit: str, limit: int | None = None) -> list[datetime]:
+    """The start of every `unit` bucket (hour, day, week, month) from `start`'s to `end`."""
+    t = _trunc(start, unit)
+    out: list[datetime] = []
+    while t < end and (limit is None or len(out) < limit):
         out.append(t)
         if unit == "hour":
             t += timedelta(hours=1)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from traceglider.errors import BadRequest, PayloadTooLarge
 from traceglider.stats.api import engine_for
+from traceglider.stats.service import bucket_starts
 from traceglider.stats.v2_query import (
     DERIVED_METRICS,
     NAMED,
@@ -169,25 +170,7 @@ def _sort(rows: list[tuple[list[Any], list[Any]]], q: V2Query) -> None:
 def time_labels(q: V2Query) -> list[str]:
     dimension = next(d for d in q.dimensions if d in TIME_DIMENSIONS)
     unit = dimension.removeprefix("time:")
-    t = q.start.replace(minute=0, second=0, microsecond=0)
-    if unit != "hour":
-        t = t.replace(hour=0)
-    if unit == "week":
-        t -= timedelta(days=t.weekday())
-    elif unit == "month":
-        t = t.replace(day=1)
-    labels: list[str] = []
-    while t < q.end and len(labels) < 100_000:
-        labels.append(t.strftime(_FORMATS[dimension]))
-        if unit == "hour":
-            t += timedelta(hours=1)
-        elif unit == "day":
-            t += timedelta(days=1)
-        elif unit == "week":
-            t += timedelta(days=7)
-        else:
-            t = (t.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return labels
+    return [t.strftime(_FORMATS[dimension]) for t in bucket_starts(q.start, q.end, unit, limit=100_000)]
 
 
 def _iso(t: datetime) -> str:
