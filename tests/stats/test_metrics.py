@@ -248,3 +248,18 @@ def test_files_not_compacted_are_sessionised_once_and_new_files_replace_them(sto
     assert len(table_names(eng)) == 2 and not table_names(eng) & first
     eng.close()
 
+
+def test_a_run_asked_again_while_its_evicted_tables_wait_to_be_dropped_is_made_anew(storage: LocalStorage) -> None:
+    """An evicted run's tables live on for `retire_seconds` (a query may still read
+    them); the same files asked again meanwhile must not collide with them (CI saw
+    "Table ... already exists" as a 500 on the realtime panel)."""
+    eng = Engine(storage, clock=NOW.timestamp, result_entries=0, run_entries=1)
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5
+    keys = write_rows(storage, [ev("d1", "D", us(20, 18, 0), "/new")], "batch-2")
+    eng._listing.clear()
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 6  # evicts the first run
+    storage.delete(keys)
+    eng._listing.clear()
+    assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5  # the first run's files again
+    eng.close()
+

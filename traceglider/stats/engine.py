@@ -14,6 +14,7 @@ DuckDB is imported lazily: the routers must import fast on a Lambda cold start.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -76,6 +77,7 @@ class Engine:
         self.retire_seconds = RETIRE_SECONDS
         self.run_entries = run_entries
         self.results = ResultCache(result_entries)
+        self._builds = itertools.count()
 
     @property
     def result_entries(self) -> int:
@@ -179,7 +181,10 @@ class Engine:
             with self._lock:
                 if key in self._runs:
                     return self._runs[key]
-            tables = _RunTables(f"r{key}_e", f"r{key}_v")
+            # names of this build's own: an evicted build of the same files may still
+            # exist, waiting for the queries reading it to finish
+            n = next(self._builds)
+            tables = _RunTables(f"r{key}_{n}_e", f"r{key}_{n}_v")
             try:
                 self._build_run(run, tables)
             except BaseException:
