@@ -24,6 +24,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class MovableClock:
+    """Wall time plus an offset a test moves forward (`advance`) instead of sleeping;
+    given to `create_app` or the parts it builds, it is the time they all read."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 def row(event_id: str, site: str = "example.com", when_us: int | None = None, **extra: Any) -> dict[str, Any]:
     """A stored row with the columns the pipeline would fill."""
     base: dict[str, Any] = {

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from traceglider import __version__
 from traceglider.api_docs import install_docs
 from traceglider.config import Settings
-from traceglider.dashboard.answers import Answers, answers_for, close_answers, prepare_dashboards
+from traceglider.dashboard.answers import Answers, build_answers, prepare_dashboards
 from traceglider.dashboard.routes import dashboard_router
 from traceglider.errors import StorageError, TGError
 from traceglider.ingest.collect import Collect, is_collect
@@ -35,7 +35,7 @@ from traceglider.rights import rights_router
 from traceglider.secrets import ensure_secret
 from traceglider.sinks import DirectSink, SpoolSink
 from traceglider.static_files import TrackerScript
-from traceglider.stats.api import stats_router
+from traceglider.stats.api import AppEngine, stats_router
 from traceglider.stats.cors import StatsCORS
 from traceglider.stats.sites_api import sites_router
 from traceglider.stats.v2 import v2_router
@@ -111,9 +111,9 @@ async def _keep_warm(pipeline: Pipeline) -> None:
             log.exception("warm-up failed")
 
 
-def _prepare_dashboards(settings: Settings, storage: Storage, answers: Answers) -> None:
+def _prepare_dashboards(settings: Settings, storage: Storage, answers: Answers, engine: AppEngine) -> None:
     try:
-        sites = prepare_dashboards(settings, storage, answers)
+        sites = prepare_dashboards(settings, storage, answers, engine)
         if sites:
             log.info("preparing the dashboard of %s", ", ".join(sites))
     except Exception:  # noqa: BLE001 - the dashboard then computes on the first visit
@@ -136,6 +136,13 @@ def create_app(
     pipeline = build_pipeline(settings, salts)
     sink = sink or build_sink(settings, storage)
     ingest = Ingest(settings, pipeline, sink, clock)
+    # Long-lived parts, owned here and closed by the lifespan below; none is kept in a
+    # module (two apps on one storage share nothing), all on the one clock.
+    engine = AppEngine(settings, storage, clock)
+    answers = build_answers(settings, engine, clock)  # None on Lambda
+    maintainer = (Maintainer(storage, settings.retention_days, settings.compact_seconds,
+                             salts=salt_storage, clock=clock)
+                  if settings.mode == "server" and settings.compact_seconds > 0 else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +151,8 @@ def create_app(
         refresher = asyncio.create_task(_keep_warm(pipeline))
         preparing = None  # kept referenced while it runs
         if answers is not None and settings.dashboard_prepare:
-            preparing = asyncio.create_task(asyncio.to_thread(_prepare_dashboards, settings, storage, answers))
+            preparing = asyncio.create_task(asyncio.to_thread(_prepare_dashboards, settings, storage, answers,
+                                                              engine))
         if maintainer is not None:
             maintainer.start()
         try:
@@ -153,11 +161,13 @@ def create_app(
             refresher.cancel()
             if maintainer is not None:
                 maintainer.stop(timeout=0)  # the round in progress ends after its partition
-            close_answers(storage)
+            if answers is not None:
+                answers.close()
             del preparing
             sink.stop()
             if maintainer is not None:
                 maintainer.stop()  # and lets go of the lock
+            engine.close()  # after the answers and maintenance that read through it
 
     app = TraceGliderApp(title="TraceGlider", version=__version__, lifespan=lifespan,
                          docs_url=None, redoc_url=None)
@@ -165,19 +175,15 @@ def create_app(
     app.collector = collector = Collect(ingest)
     app.state.settings, app.state.storage, app.state.sink = settings, storage, sink
     app.state.pipeline, app.state.ingest = pipeline, ingest
+    app.state.engine, app.state.answers, app.state.maintainer, app.state.salts = engine, answers, maintainer, salts
     _install_error_handlers(app)
     app.include_router(ingest_router(ingest, collector))
-    app.include_router(stats_router(settings, storage))
+    app.include_router(stats_router(settings, engine))
     app.include_router(sites_router(settings, storage))
-    app.include_router(v2_router(settings, storage))
+    app.include_router(v2_router(settings, engine))
     app.add_middleware(StatsCORS, origins=tuple(settings.stats_cors_origins))
-    app.include_router(dashboard_router(settings, storage))
+    app.include_router(dashboard_router(settings, storage, engine, answers))
     app.include_router(rights_router(settings, storage, sink))
-
-    answers = answers_for(settings, storage)  # None on Lambda
-    maintainer = (Maintainer(storage, settings.retention_days, settings.compact_seconds,
-                             salts=salt_storage)
-                  if settings.mode == "server" and settings.compact_seconds > 0 else None)
     tracker = TrackerScript()
 
     @app.get("/t.js", include_in_schema=False)

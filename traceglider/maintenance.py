@@ -128,7 +128,7 @@ class Maintainer:
         started = self.clock()
         try:
             summary = run_maintenance(self.storage, self.retention_days, wait=0, stop=self._stop.is_set,
-                                      salts=self.salts)
+                                      salts=self.salts, today=dt.datetime.fromtimestamp(started, dt.UTC).date())
         except LockBusy as exc:
             self.skipped += 1
             log.info("maintenance skipped: %s", exc)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.helpers import free_port, recent_step_us
+from tests.helpers import MovableClock, free_port, recent_step_us
 from traceglider import demo_data
 from traceglider.config import load
 from traceglider.storage.local import LocalStorage
@@ -50,8 +50,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import uvicorn
     from fastapi import FastAPI
 
+    from traceglider.dashboard.answers import build_answers
     from traceglider.dashboard.routes import dashboard_router
-    from traceglider.stats.api import stats_router
+    from traceglider.stats.api import AppEngine, stats_router
 
     root = tmp_path_factory.mktemp("dash")
     storage = LocalStorage(root)
@@ -59,10 +60,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     demo_data.generate(storage, SITE, 15_000, days=30, seed=5, now=now)
     write_rows(storage, _xss_rows(int(now * 1_000_000)), "xss")
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": TOKEN, "TG_SECRET": "k" * 32})
-    SERVED.update(settings=settings, storage=storage)
+    clock = MovableClock()
+    engine = AppEngine(settings, storage, clock)
+    answers = build_answers(settings, engine, clock)
+    SERVED.update(settings=settings, storage=storage, engine=engine, answers=answers, clock=clock)
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
-    app.include_router(dashboard_router(settings, storage))
+    app.include_router(stats_router(settings, engine))
+    app.include_router(dashboard_router(settings, storage, engine, answers))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -74,9 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(5)
-    from traceglider.dashboard.answers import close_answers
-
-    close_answers(storage)  # its refresher thread
+    if answers is not None:
+        answers.close()  # its refresher thread
+    engine.close()
 
 
 SERVED: dict[str, object] = {}
@@ -184,18 +188,18 @@ def test_the_default_view_asks_exactly_what_serve_prepares(server: str, browser:
     is computed while the browser waits; the page says how old the answers are."""
     from urllib.parse import parse_qsl, urlsplit
 
-    from traceglider.dashboard.answers import answers_for, prepare_dashboards
+    from traceglider.dashboard.answers import Answers, prepare_dashboards
     from traceglider.dashboard.panels import PREPARED_KINDS, default_requests
-    from traceglider.stats.api import engine_for
+    from traceglider.stats.api import AppEngine
     from traceglider.stats.service import site_config
 
-    settings, storage = SERVED["settings"], SERVED["storage"]
-    answers = answers_for(settings, storage)
-    assert answers is not None
-    assert prepare_dashboards(settings, storage, answers) == [SITE]
+    settings, storage, engine = SERVED["settings"], SERVED["storage"], SERVED["engine"]
+    answers, clock = SERVED["answers"], SERVED["clock"]
+    assert isinstance(answers, Answers) and isinstance(engine, AppEngine) and isinstance(clock, MovableClock)
+    assert prepare_dashboards(settings, storage, answers, engine) == [SITE]  # type: ignore[arg-type]
     answers.refresh_round()  # what the background thread does; here done before the page asks
     computed = answers.computed
-    time.sleep(5.2)  # old enough for the page to show the age
+    clock.advance(6)  # old enough for the page to show the age (5 s), without waiting for it
 
     context = browser.new_context()  # type: ignore[attr-defined]
     page = context.new_page()
@@ -210,7 +214,7 @@ def test_the_default_view_asks_exactly_what_serve_prepares(server: str, browser:
     page.on("request", note)
     _login(page, server)
     page.wait_for_load_state("networkidle")
-    expected = default_requests(SITE, lambda s: site_config(engine_for(settings, storage), s))
+    expected = default_requests(SITE, lambda s: site_config(engine(), s))
     assert sorted(asked) == sorted((k, tuple(sorted(p.items()))) for k, p in expected)
     assert answers.computed == computed  # every panel came ready
     assert page.locator("#age").text_content().startswith("updated ")

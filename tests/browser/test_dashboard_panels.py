@@ -77,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from fastapi import FastAPI
 
     from traceglider.dashboard.routes import dashboard_router
-    from traceglider.stats.api import stats_router
+    from traceglider.stats.api import AppEngine, stats_router
 
     root = tmp_path_factory.mktemp("dash-panels")
     storage = LocalStorage(root)
@@ -87,8 +87,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": TOKEN, "TG_SECRET": "k" * 32,
                          "TG_DASHBOARD_REFRESH": "0"})
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
-    app.include_router(dashboard_router(settings, storage))
+    engine = AppEngine(settings, storage)
+    app.include_router(stats_router(settings, engine))
+    app.include_router(dashboard_router(settings, storage, engine))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -98,6 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"http://127.0.0.1:{srv.config.port}"
     srv.should_exit = True
     thread.join(5)
+    engine.close()
 
 
 Page = Any

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from traceglider import site_config
 from traceglider.config import load
 from traceglider.dashboard.routes import dashboard_router
+from traceglider.stats.api import AppEngine
 from traceglider.storage.local import LocalStorage
 
 TOKEN = "manage-token-0123456789"
@@ -23,7 +24,7 @@ def client(tmp_path: Path) -> tuple[TestClient, LocalStorage]:
     settings = load(env={"TG_STORAGE": str(tmp_path), "TG_API_TOKEN": TOKEN, "TG_SECRET": "s" * 32,
                          "TG_DASHBOARD_REFRESH": "0"})
     app = FastAPI()
-    app.include_router(dashboard_router(settings, storage))
+    app.include_router(dashboard_router(settings, storage, AppEngine(settings, storage)))
     return TestClient(app), storage
 
 

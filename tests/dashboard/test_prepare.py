@@ -10,8 +10,9 @@ from tests.helpers import wait_for
 from traceglider import demo_data
 from traceglider.app import create_app
 from traceglider.config import load
-from traceglider.dashboard.answers import answers_for
+from traceglider.dashboard.answers import Answers, build_answers
 from traceglider.dashboard.panels import default_requests
+from traceglider.stats.api import AppEngine
 from traceglider.storage.local import LocalStorage
 
 
@@ -19,9 +20,10 @@ def test_the_default_view_is_ready_before_anyone_asks(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "data")
     demo_data.generate(storage, "a.example", 3_000, days=30, seed=3)
     settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_SECRET": "p" * 32})
-    with TestClient(create_app(settings, storage)):
-        answers = answers_for(settings, storage)
-        assert answers is not None
+    app = create_app(settings, storage)
+    with TestClient(app):
+        answers = app.state.answers
+        assert isinstance(answers, Answers)
         wanted = default_requests("a.example", lambda s: {"funnels": demo_data.DEMO_FUNNELS})
         assert wait_for(lambda: all(answers._entries.get(answers.key(k, p)) is not None
                                     and answers._entries[answers.key(k, p)].answer is not None
@@ -29,7 +31,7 @@ def test_the_default_view_is_ready_before_anyone_asks(tmp_path: Path) -> None:
         answer, age = answers.get(*wanted[0])
         assert answer["results"]["visitors"]["value"] > 0
         assert answers.computed == 0
-    assert answers_for(settings, storage) is not answers  # closed with the app
+    assert answers._stop.is_set()  # closed with the app
 
 
 def test_nothing_is_prepared_when_switched_off(tmp_path: Path) -> None:
@@ -37,8 +39,10 @@ def test_nothing_is_prepared_when_switched_off(tmp_path: Path) -> None:
     demo_data.generate(storage, "a.example", 500, days=2, seed=3)
     settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_SECRET": "p" * 32,
                          "TG_DASHBOARD_PREPARE": "false"})
-    with TestClient(create_app(settings, storage)):
-        answers = answers_for(settings, storage)
-        assert answers is not None and not answers._entries
+    app = create_app(settings, storage)
+    with TestClient(app):
+        answers = app.state.answers
+        assert isinstance(answers, Answers) and not answers._entries
     off = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_DASHBOARD_REFRESH": "0"})
-    assert answers_for(off, storage) is None
+    assert build_answers(off, AppEngine(off, storage)) is None
+    assert create_app(off, storage).state.answers is None

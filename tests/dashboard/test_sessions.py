@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from traceglider.config import load
 from traceglider.dashboard.routes import COOKIE, dashboard_router
+from traceglider.stats.api import AppEngine
 from traceglider.storage.local import LocalStorage
 
 SECRET = "sessions-test-secret-0123456789abcdef"
@@ -18,7 +19,8 @@ SECRET = "sessions-test-secret-0123456789abcdef"
 def dashboard(root: Path, token: str) -> TestClient:
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": token, "TG_SECRET": SECRET})
     app = FastAPI()
-    app.include_router(dashboard_router(settings, LocalStorage(root)))
+    storage = LocalStorage(root)
+    app.include_router(dashboard_router(settings, storage, AppEngine(settings, storage)))
     return TestClient(app)
 
 

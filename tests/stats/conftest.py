@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from traceglider import demo_data
 from traceglider.config import load
 from traceglider.dashboard.routes import dashboard_router
-from traceglider.stats.api import stats_router
+from traceglider.stats.api import AppEngine, stats_router
 from traceglider.storage.local import LocalStorage
 
 SITE = "demo.example"
@@ -34,11 +34,13 @@ def client(demo_root: Path) -> Iterator[TestClient]:
     settings = load(env={"TG_STORAGE": str(demo_root), "TG_API_TOKEN": TOKEN, "TG_SECRET": "x" * 32})
     storage = LocalStorage(demo_root)
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
-    app.include_router(dashboard_router(settings, storage))
+    engine = AppEngine(settings, storage)
+    app.include_router(stats_router(settings, engine))
+    app.include_router(dashboard_router(settings, storage, engine))
     with TestClient(app) as c:
         c.headers["Authorization"] = f"Bearer {TOKEN}"
         yield c
+    engine.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tests.helpers import free_port
 from tests.stats.conftest import SITE, TOKEN
 from traceglider import demo_data
 from traceglider.config import load
-from traceglider.stats.api import stats_router
+from traceglider.stats.api import AppEngine, stats_router
 from traceglider.stats.export import escape_cell
 
 RANGE = {"site_id": SITE, "period": "30d", "date": "2025-11-27"}
@@ -122,7 +122,7 @@ def s3_client(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[TestClient]:
     demo_data.generate(storage, SITE, 3000, days=3, seed=3, now=1_764_244_800.0)
     settings = load(env={"TG_STORAGE": "s3://tg-stats/data", "TG_S3_ENDPOINT_URL": endpoint, "TG_API_TOKEN": TOKEN})
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
+    app.include_router(stats_router(settings, AppEngine(settings, storage)))
     try:
         with TestClient(app) as c:
             c.headers["Authorization"] = f"Bearer {TOKEN}"

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from tests.helpers import row
 from traceglider.config import load
 from traceglider.dashboard.panels import PROFILE_KINDS, profile_answer
-from traceglider.stats.api import handle, stats_router
+from traceglider.stats.api import AppEngine, handle, stats_router
 from traceglider.stats.engine import Engine
 from traceglider.storage.compact import compact
 from traceglider.storage.local import LocalStorage
@@ -115,7 +115,7 @@ def test_the_http_api_answers_over_hostile_values(tmp_path: Path) -> None:
     write_rows(storage, hostile_rows(int(time.time() * 1_000_000))[:6], "today")  # raw beside compacted
     settings = load(env={"TG_STORAGE": str(tmp_path), "TG_API_TOKEN": TOKEN, "TG_SECRET": "x" * 32})
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
+    app.include_router(stats_router(settings, AppEngine(settings, storage)))
     with TestClient(app, headers={"authorization": f"Bearer {TOKEN}"}) as client:
         for kind, extra in QUERIES:
             path = {"realtime": "realtime/visitors"}.get(kind, kind)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from traceglider.config import load
-from traceglider.stats.api import stats_router
+from traceglider.stats.api import AppEngine, stats_router
 from traceglider.storage.local import LocalStorage
 from traceglider.storage.parquet import write_rows
 
@@ -54,7 +54,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     write_rows(storage, ROWS, "batch-1")
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": TOKEN, "TG_SECRET": "s" * 32})
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
+    app.include_router(stats_router(settings, AppEngine(settings, storage)))
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield client

@@ -93,10 +93,9 @@ def test_goals_set_here_are_the_ones_the_stats_and_dashboard_read(api: TestClien
     api.put("/api/v1/sites/funnels", headers=AUTH,
             json={"site_id": "example.com", "name": "Buy", "steps": ["Visit /", "Purchase"]})
     # the dashboard's configuration answer reads the same file
-    from traceglider.stats.api import engine_for, handle
+    from traceglider.stats.api import handle
 
-    app = api.app
-    engine = engine_for(app.state.settings, app.state.storage)  # type: ignore[attr-defined]
+    engine = api.app.state.engine()  # type: ignore[attr-defined]
     config = handle("config", engine, {"site_id": "example.com"})
     assert config == {"goals": ["Purchase"], "funnels": [{"name": "Buy", "steps": ["Visit /", "Purchase"]}]}
     goals = api.get("/api/v1/stats/breakdown", headers=AUTH,

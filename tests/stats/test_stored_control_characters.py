@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.helpers import row
 from traceglider.config import load
-from traceglider.stats.api import stats_router
+from traceglider.stats.api import AppEngine, stats_router
 from traceglider.storage.local import LocalStorage
 from traceglider.storage.parquet import write_rows
 
@@ -26,7 +26,7 @@ def client(tmp_path):  # type: ignore[no-untyped-def]
     ], "seg1")
     settings = load(env={"TG_STORAGE": str(tmp_path), "TG_API_TOKEN": TOKEN, "TG_SECRET": "x" * 32})
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
+    app.include_router(stats_router(settings, AppEngine(settings, storage)))
     with TestClient(app, headers={"authorization": f"Bearer {TOKEN}"}) as test_client:
         yield test_client
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from traceglider.config import load
-from traceglider.stats.api import stats_router
+from traceglider.stats.api import AppEngine, stats_router
 from traceglider.stats.v2 import v2_router
 from traceglider.storage.local import LocalStorage
 from traceglider.storage.parquet import write_rows
@@ -62,8 +62,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     write_rows(storage, ROWS, "batch-1")
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": TOKEN, "TG_SECRET": "s" * 32})
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
-    app.include_router(v2_router(settings, storage))
+    engine = AppEngine(settings, storage)
+    app.include_router(stats_router(settings, engine))
+    app.include_router(v2_router(settings, engine))
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield client
@@ -223,8 +224,9 @@ def demo(demo_root: Path) -> Iterator[TestClient]:
     settings = load(env={"TG_STORAGE": str(demo_root), "TG_API_TOKEN": DEMO_TOKEN, "TG_SECRET": "x" * 32})
     storage = LocalStorage(demo_root)
     app = FastAPI()
-    app.include_router(stats_router(settings, storage))
-    app.include_router(v2_router(settings, storage))
+    engine = AppEngine(settings, storage)
+    app.include_router(stats_router(settings, engine))
+    app.include_router(v2_router(settings, engine))
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {DEMO_TOKEN}"
         yield client

@@ -30,6 +30,7 @@ from traceglider.errors import Unavailable
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
+    from traceglider.stats.engine import Engine
     from traceglider.storage.base import Storage
 
 log = logging.getLogger("traceglider.dashboard")
@@ -52,7 +53,7 @@ class _Entry:
 class Answers:
     def __init__(self, compute: Callable[[str, dict[str, str]], Any], *, refresh: float,
                  max_stale: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 today: Callable[[], str] = lambda: time.strftime("%Y-%m-%d", time.gmtime())) -> None:
+                 today: Callable[[], str] = lambda: utc_day(time.time())) -> None:
         self.compute = compute
         self.refresh = refresh
         # long enough for a refresh round at 10 million events, short enough to notice
@@ -181,36 +182,40 @@ class Answers:
             self._wake.clear()
 
 
-_ANSWERS: dict[int, Answers] = {}
-_ANSWERS_LOCK = threading.Lock()
 PREPARED_SITES = 3
 
 
-def answers_for(settings: Settings, storage: Storage) -> Answers | None:
-    """One `Answers` per storage (like its engine), or None with TG_DASHBOARD_REFRESH=0
-    or on Lambda."""
+def build_answers(settings: Settings, get_engine: Callable[[], Engine],
+                  clock: Callable[[], float] = time.time) -> Answers | None:
+    """The answers of an app's dashboard (`app.create_app` owns and closes them), or None
+    with TG_DASHBOARD_REFRESH=0 or on Lambda. `clock` (wall time, the app's) dates
+    the rolling periods and measures the answers' ages."""
     refresh = settings.dashboard_refresh
     if refresh <= 0 or settings.mode != "server":
         return None  # on Lambda a process is frozen between calls: no background thread
-    from traceglider.stats.api import engine_for, handle
+    from traceglider.stats.api import handle
 
-    with _ANSWERS_LOCK:
-        if id(storage) not in _ANSWERS:
-            _ANSWERS[id(storage)] = Answers(lambda kind, params: handle(kind, engine_for(settings, storage), params),
-                                            refresh=refresh)
-        return _ANSWERS[id(storage)]
+    return Answers(lambda kind, params: handle(kind, get_engine(), params), refresh=refresh,
+                   clock=clock, today=lambda: utc_day(clock()))
 
 
-def prepare_dashboards(settings: Settings, storage: Storage, answers: Answers) -> list[str]:
+def utc_day(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def prepare_dashboards(settings: Settings, storage: Storage, answers: Answers,
+                       get_engine: Callable[[], Engine]) -> list[str]:
     """Queue the default view of up to PREPARED_SITES sites; the sites prepared."""
+    from datetime import date
+
     from traceglider.dashboard.panels import default_requests
-    from traceglider.stats.api import engine_for
     from traceglider.stats.service import site_config
 
     sites = list(settings.sites) or sites_in(storage)
-    engine = engine_for(settings, storage)
+    engine = get_engine()
+    today = date.fromisoformat(answers.today())
     for site in sites[:PREPARED_SITES]:
-        answers.prepare(default_requests(site, lambda s: site_config(engine, s)))
+        answers.prepare(default_requests(site, lambda s: site_config(engine, s), today))
     return sites[:PREPARED_SITES]
 
 
@@ -220,10 +225,3 @@ def sites_in(storage: Any) -> list[str]:
     for info in storage.list("events/site="):
         found.add(info.key.split("/")[1].removeprefix("site="))
     return sorted(found)
-
-
-def close_answers(storage: Any) -> None:
-    with _ANSWERS_LOCK:
-        answers = _ANSWERS.pop(id(storage), None)
-    if answers is not None:
-        answers.close()

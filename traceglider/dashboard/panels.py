@@ -61,9 +61,10 @@ def profile_answer(kind: str, engine: Any, params: dict[str, str]) -> Any:
     """The answer of one of PROFILE_KINDS, with the filters and period of the page."""
     from traceglider.stats import profile
     from traceglider.stats import query as Q
+    from traceglider.stats.api import engine_now
     from traceglider.stats.service import _utcnow
 
-    q = Q.parse(params)
+    q = Q.parse(params, engine_now(engine))
     limit = min(max(q.limit, 1), Q.MAX_LIMIT) if params.get("limit") else 10
     if kind == "live":
         return profile.live(engine, q, _utcnow(engine))

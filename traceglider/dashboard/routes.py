@@ -22,7 +22,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from traceglider import site_config
-from traceglider.dashboard.answers import answers_for, sites_in
+from traceglider.dashboard.answers import Answers, sites_in
 from traceglider.dashboard.panels import PREPARED_KINDS, PROFILE_KINDS, profile_answer
 from traceglider.errors import (
     BadRequest,
@@ -36,11 +36,12 @@ from traceglider.errors import (
 from traceglider.proxies import client_ip, is_secure
 from traceglider.ratelimit import RateLimiter
 from traceglider.sites import normalize_site
-from traceglider.stats.api import engine_for, handle, params_of
+from traceglider.stats.api import handle, params_of
 from traceglider.web import api_token, plausible_errors
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
+    from traceglider.stats.engine import Engine
     from traceglider.storage.base import Storage
 
 HERE = Path(__file__).parent
@@ -188,7 +189,10 @@ def _json_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
     return wrapper
 
 
-def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
+def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[[], Engine],
+                     answers: Answers | None = None) -> APIRouter:
+    """The dashboard's routes over the app's engine and, when it keeps them, its
+    prepared answers (None: every panel computed while the browser waits)."""
     router = APIRouter(include_in_schema=False)
     login_limiter = RateLimiter(LOGIN_TRIES_PER_MINUTE)
 
@@ -395,11 +399,10 @@ def dashboard_router(settings: Settings, storage: Storage) -> APIRouter:
         if kind == "config":  # as validated by the module that writes it
             return config_answer(site_config.read(storage, normalize_site(params.get("site_id"), "site_id")))
         if kind in PROFILE_KINDS:
-            engine = engine_for(settings, storage)
+            engine = get_engine()
             return engine.reading(lambda: profile_answer(kind, engine, params))
-        answers = answers_for(settings, storage)
         if answers is None or kind not in PREPARED_KINDS:
-            return handle(kind, engine_for(settings, storage), params)
+            return handle(kind, get_engine(), params)
         answer, age = answers.get(kind, params)
         return JSONResponse(jsonable_encoder(answer), headers={"Age": str(int(age))})
 

@@ -8,7 +8,9 @@ imports DuckDB at module level, so including the router costs nothing at cold st
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -23,22 +25,45 @@ if TYPE_CHECKING:
     from traceglider.stats.engine import Engine
     from traceglider.storage.base import Storage
 
-_ENGINES: dict[int, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-def engine_for(settings: Settings, storage: Storage) -> Engine:
-    """One engine (one DuckDB database and its cache) per storage, shared by routers."""
+
+class AppEngine:
+    """The one stats engine of an app (one DuckDB database and its caches), shared by
+    its routers and closed by its shutdown (`app.create_app` owns it). Built on first
+    use, so a Lambda cold start that only collects never imports the stats chain; an
+    app built again on the same storage gets an engine of its own."""
+
+    def __init__(self, settings: Settings, storage: Storage, clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.storage, self.clock = settings, storage, clock
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = build_engine(self.settings, self.storage, self.clock)
+            return self._engine
+
+    @property
+    def built(self) -> Engine | None:
+        return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+
+def build_engine(settings: Settings, storage: Storage, clock: Callable[[], float] = time.time) -> Engine:
+    """An engine with the memory budget the settings give (for the CLI and AppEngine)."""
     from traceglider.memory import duckdb_share, memory_total
     from traceglider.stats.engine import Engine
 
-    with _ENGINES_LOCK:
-        if id(storage) not in _ENGINES:
-            # the default budget (a quarter of memory) is shared by a server's workers
-            memory = settings.stats_memory_mb
-            workers = settings.workers
-            budget = memory << 20 if memory else memory_total() // 4 // workers
-            _ENGINES[id(storage)] = Engine(storage,
-                                           memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
-        return _ENGINES[id(storage)]
+    # the default budget (a quarter of memory) is shared by a server's workers
+    memory = settings.stats_memory_mb
+    workers = settings.workers
+    budget = memory << 20 if memory else memory_total() // 4 // workers
+    return Engine(storage, clock=clock, memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
 
 
 def params_of(request: Request) -> dict[str, str]:
@@ -61,30 +86,40 @@ def check_metrics(q: Any) -> None:
         raise BadRequest(CONVERSION_RATE_NEEDS_GOAL)
 
 
+def engine_now(engine: Engine) -> datetime:
+    """The engine's clock as an aware UTC datetime: what relative periods end with."""
+    return datetime.fromtimestamp(engine.clock(), tz=UTC)
+
+
 def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
     from traceglider.stats import query as Q
     from traceglider.stats import service
 
+    now = engine_now(engine)  # "30d", "day" and realtime end with the engine's today
+
+    def parse(params: dict[str, str], need_property: bool = False) -> Any:
+        return Q.parse(params, now, need_property=need_property)
+
     if kind in ("aggregate", "timeseries", "breakdown"):
-        check_metrics(Q.parse(params, need_property=kind == "breakdown"))
+        check_metrics(parse(params, need_property=kind == "breakdown"))
 
     if kind == "aggregate":
-        return service.aggregate(engine, Q.parse(params))
+        return service.aggregate(engine, parse(params))
     if kind == "timeseries":
-        q = Q.parse(params)
+        q = parse(params)
         if "conversion_rate" in q.metrics:
             return _timeseries_with_conversion_rate(engine, q)
         return service.timeseries(engine, q)
     if kind == "breakdown":
-        return service.breakdown(engine, Q.parse(params, need_property=True))
+        return service.breakdown(engine, parse(params, need_property=True))
     if kind == "realtime":
         return service.realtime_visitors(engine, Q.parse_site_id(params))
     if kind == "goals":
-        q = Q.parse(params)
+        q = parse(params)
         goals = [g for g in (params.get("goals") or "").split(",") if g.strip()] or None
         return {"results": service.goal_rows(engine, q, goals or service.site_goals(engine, q.site))}
     if kind == "funnel":
-        q = Q.parse(params)
+        q = parse(params)
         steps = [s.strip() for s in (params.get("steps") or "").split(",") if s.strip()]
         if not steps:
             funnels = service.site_config(engine, q.site).get("funnels") or []
@@ -93,16 +128,16 @@ def _handle(kind: str, engine: Engine, params: dict[str, str]) -> Any:
             steps = [str(s) for s in funnels[0].get("steps", [])]
         return service.funnel(engine, q, steps)
     if kind == "navigation":
-        q = Q.parse(params)
+        q = parse(params)
         page = params.pop("path", "") or ""
         if not page.startswith("/"):
             raise BadRequest("The `path` parameter is a page path such as /pricing")
         return service.navigation(engine, q, page)
     if kind == "props":
-        q = Q.parse(params)
+        q = parse(params)
         return {"results": service.prop_keys(engine, q, params.get("name") or "")}
     if kind == "config":
-        q = Q.parse(params)
+        q = parse(params)
         cfg = service.site_config(engine, q.site)
         return {"goals": cfg.get("goals", []), "funnels": cfg.get("funnels", [])}
     raise BadRequest(f"unknown stats endpoint {kind}")
@@ -126,14 +161,14 @@ def _timeseries_with_conversion_rate(engine: Engine, q: Any) -> dict[str, Any]:
     return {"results": results}
 
 
-def stats_router(settings: Settings, storage: Storage) -> APIRouter:
+def stats_router(settings: Settings, get_engine: Callable[[], Engine]) -> APIRouter:
     router = APIRouter(tags=["stats"])
 
     def make(kind: str) -> Callable[[Request], Any]:
         @plausible_errors
         def endpoint(request: Request) -> Any:
             check_bearer(settings, request)
-            return handle(kind, engine_for(settings, storage), params_of(request))
+            return handle(kind, get_engine(), params_of(request))
         endpoint.__name__ = f"stats_{kind}"
         return endpoint
 
@@ -156,7 +191,7 @@ def stats_router(settings: Settings, storage: Storage) -> APIRouter:
         check_bearer(settings, request)
         from traceglider.stats.export import export_response
 
-        return export_response(engine_for(settings, storage), params_of(request))
+        return export_response(get_engine(), params_of(request))
 
     return router
 

@@ -14,6 +14,7 @@ pagination are applied to the whole answer, so `total_rows` is exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,6 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from traceglider.errors import BadRequest, PayloadTooLarge
-from traceglider.stats.api import engine_for
 from traceglider.stats.service import bucket_starts
 from traceglider.stats.v2_query import (
     DERIVED_METRICS,
@@ -230,7 +230,7 @@ def _first_day(storage: Storage, site: str) -> Any:
     return first
 
 
-def v2_router(settings: Settings, storage: Storage) -> APIRouter:
+def v2_router(settings: Settings, get_engine: Callable[[], Engine]) -> APIRouter:
     router = APIRouter(tags=["stats"])
 
     example = {"site_id": "example.com", "metrics": ["visitors", "bounce_rate"], "date_range": "7d",
@@ -251,13 +251,13 @@ def v2_router(settings: Settings, storage: Storage) -> APIRouter:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise BadRequest("Invalid query: the body is not valid JSON.") from None
-        engine = engine_for(settings, storage)
+        engine = get_engine()
 
         def run() -> Any:
             from datetime import UTC
 
             now = datetime.fromtimestamp(engine.clock(), tz=UTC)
-            q = parse(document, now, _first_day(storage, str(document.get("site_id", "")).strip().lower())
+            q = parse(document, now, _first_day(engine.storage, str(document.get("site_id", "")).strip().lower())
                       if isinstance(document, dict) else None)
             try:
                 return engine.reading(lambda: answer(engine, q))
