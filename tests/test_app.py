@@ -52,8 +52,11 @@ def test_the_clock_given_to_the_app_is_what_stats_dashboard_and_maintenance_read
     storage = LocalStorage(tmp_path / "data")
     demo_data.generate(storage, SITE, 400, days=3, seed=2, now=THEN)
     settings = settings_for(tmp_path / "data", TG_COMPACT_SECONDS="3600")
-    app = create_app(settings, storage, clock=lambda: THEN)
+    salts = LocalStorage(tmp_path / "salts")
+    app = create_app(settings, storage, clock=lambda: THEN, salt_storage=salts)
     with TestClient(app) as client:
+        # the start-up prefetch fetched the app's today's salt
+        assert [info.key for info in salts.list("salts/")] == ["salts/2025-03-14"]
         # "day" and "7d" end with the app's today, not the wall clock's
         for period in ("day", "7d"):
             answer = client.get("/api/v1/stats/aggregate", params={"site_id": SITE, "period": period}, headers=AUTH)

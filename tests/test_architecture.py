@@ -25,6 +25,7 @@ LEAVES = {
     "traceglider.web", "traceglider.fsutil", "traceglider.memory", "traceglider.proc", "traceglider.sites",
     "traceglider.site_config", "traceglider.proxies", "traceglider.awsapi", "traceglider.progress",
     "traceglider.value_names", "traceglider.visits", "traceglider.ratelimit", "traceglider.settings_types",
+    "traceglider.dates",
 }
 
 

@@ -82,8 +82,8 @@ def _no_store(send: Send) -> Send:
     return sending
 
 
-def build_pipeline(settings: Settings, salts: SaltStore) -> Pipeline:
-    return Pipeline([("split_url", split_url), *build_steps(settings, salts)])
+def build_pipeline(settings: Settings, salts: SaltStore, clock: Callable[[], float] = time.time) -> Pipeline:
+    return Pipeline([("split_url", split_url), *build_steps(settings, salts, clock=clock)])
 
 
 def build_sink(settings: Settings, storage: Storage) -> Sink:
@@ -133,7 +133,7 @@ def create_app(
     # only sees the store.
     salt_storage = salt_storage or open_salt_storage(settings)
     salts = SaltStore(salt_storage, legacy=storage)
-    pipeline = build_pipeline(settings, salts)
+    pipeline = build_pipeline(settings, salts, clock)
     sink = sink or build_sink(settings, storage)
     ingest = Ingest(settings, pipeline, sink, clock)
     # Long-lived parts, owned here and closed by the lifespan below; none is kept in a

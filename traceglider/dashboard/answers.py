@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from traceglider.dates import utc_day
 from traceglider.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -197,10 +198,6 @@ def build_answers(settings: Settings, get_engine: Callable[[], Engine],
 
     return Answers(lambda kind, params: handle(kind, get_engine(), params), refresh=refresh,
                    clock=clock, today=lambda: utc_day(clock()))
-
-
-def utc_day(t: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(t))
 
 
 def prepare_dashboards(settings: Settings, storage: Storage, answers: Answers,

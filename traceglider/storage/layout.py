@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date as Date
-from datetime import timedelta
 
+from traceglider.dates import previous_date as previous_date  # where the layout's readers find it
 from traceglider.storage.keys import checked_key, path_component
 
 # Re-exported: compaction and the stats read the visit rule here.
@@ -106,10 +105,6 @@ def compacted_group(keys: list[str]) -> Group | None:
             return None
         groups.add(Group(match.group(1), match.group(2), match.group(3)))
     return groups.pop() if len(groups) == 1 else None
-
-
-def previous_date(date: str) -> str:
-    return (Date.fromisoformat(date) - timedelta(days=1)).isoformat()
 
 
 def up_to_date(keys: list[str], previous_keys: list[str] | None) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,10 +23,6 @@ from traceglider.storage.layout import (
 )
 
 ROW_GROUP_SIZE = 256 * 1024
-
-
-def utc_date(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).strftime("%Y-%m-%d")
 
 
 # The shape rows have before they become files: `site` as a column, timestamps as

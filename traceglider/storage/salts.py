@@ -15,10 +15,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from traceglider.dates import previous_date
 from traceglider.errors import ConfigError, StorageError
 from traceglider.storage.base import Storage
 
@@ -131,18 +131,14 @@ class SaltStore:
         return salt
 
     def _forget_before(self, day: str) -> None:
-        for old in [d for d in self._salts if d < _previous(day)]:
+        for old in [d for d in self._salts if d < previous_date(day)]:
             del self._salts[old]
-
-
-def _previous(day: str) -> str:
-    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def purge_old_salts(storage: Storage, today: str) -> list[str]:
     """Delete the salts of days before yesterday; returns the keys deleted. Called on
     the first salt of each day."""
-    keep_from = _previous(today)
+    keep_from = previous_date(today)
     old = [info.key for info in storage.list(SALT_PREFIX) if info.key[len(SALT_PREFIX):] < keep_from]
     if old:
         storage.delete(old)

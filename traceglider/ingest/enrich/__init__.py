@@ -22,6 +22,8 @@ per request, not once per event. A step that starts reading the row must lose th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from traceglider.ingest.enrich.bots import drop_bots
@@ -50,6 +52,7 @@ def build_steps(
     salts: Salts,
     *,
     sessions: Sessions | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> list[tuple[str, Step]]:
     """The ordered enrichment steps, to run after `split_url`. Opens the geo database
     (lazily, on first public IP) and raises ConfigError for a bad `TG_GEOIP_DB`."""
@@ -62,7 +65,7 @@ def build_steps(
         ("geo", request_level(make_geo_step(open_lookup(settings.geoip_db)))),
         ("source", source),
         ("hygiene", make_hygiene_step(settings.query_allowlist)),
-        ("identity", request_level(make_identity_step(settings, salts, sessions or Sessions()))),
+        ("identity", request_level(make_identity_step(settings, salts, sessions or Sessions(), clock=clock))),
     ]
     return steps
 

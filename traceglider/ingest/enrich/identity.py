@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from traceglider.dates import utc_day, utc_day_us
 from traceglider.errors import ConfigError
 from traceglider.ingest.pipeline import Drop, RequestInfo
 from traceglider.visits import VISIT_TIMEOUT_MINUTES
@@ -64,10 +65,6 @@ class Salts(Protocol):
     """Where the day's salt comes from (`traceglider.storage.salts.SaltStore`)."""
 
     def salt(self, day: str) -> bytes: ...
-
-
-def _utc_date(micros: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(micros // 1_000_000))
 
 
 def _key(settings: Settings, purpose: str) -> bytes:
@@ -244,8 +241,11 @@ def make_privacy_step(gpc_policy: str) -> Callable[[dict[str, Any], RequestInfo]
 
 
 def make_identity_step(
-    settings: Settings, salts: Salts, sessions: Sessions, keys: AddressKeys | None = None
+    settings: Settings, salts: Salts, sessions: Sessions, keys: AddressKeys | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
+    """`clock`: the app's; the salt prefetch fetches its today's (and, near midnight,
+    its tomorrow's) salt."""
     cookie_name = settings.cookie_name
     without_consent = bool(settings.cookies_without_consent)
     cookies = VisitorCookies(settings)
@@ -270,7 +270,7 @@ def make_identity_step(
         return visitor or None
 
     def cookieless(request: RequestInfo, site: str) -> str:
-        salt = salts.salt(_utc_date(request.received_at))
+        salt = salts.salt(utc_day_us(request.received_at))
         return cookieless_id(keys.key(salt, request.ip or ""), site, request.user_agent)
 
     def identity(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
@@ -297,15 +297,15 @@ def make_identity_step(
             return False
         if without_consent and not request.gpc:
             return False
-        return not keys.cached(salts.salt(_utc_date(request.received_at)), request.ip or "")
+        return not keys.cached(salts.salt(utc_day_us(request.received_at)), request.ip or "")
 
     def prefetch_salts() -> None:
         # Run periodically off the request path (see app.lifespan): fetching a day's
         # salt touches storage, which must not happen on the event loop at midnight.
-        now = time.time()
-        salts.salt(_utc_date(int(now * 1_000_000)))
+        now = clock()
+        salts.salt(utc_day(now))
         if (now + SALT_PREFETCH_SECONDS) // 86_400 != now // 86_400:
-            salts.salt(_utc_date(int((now + SALT_PREFETCH_SECONDS) * 1_000_000)))
+            salts.salt(utc_day(now + SALT_PREFETCH_SECONDS))
 
     identity.warm_up = prefetch_salts  # type: ignore[attr-defined]
     identity.blocking = blocking  # type: ignore[attr-defined]
