@@ -121,6 +121,9 @@ class Spool:
         self.write_error: str | None = None  # the last append's failure (a full disk), if it failed
         self._closed = False
         self.adopt_orphans()
+        # Read on every submit: a flag the writer clears as it ends costs less than
+        # `Thread.is_alive` (a lock acquired per call).
+        self._running = True
         self._writer = threading.Thread(target=self._write_loop, name="tg-spool-writer", daemon=True)
         self._writer.start()
 
@@ -161,7 +164,7 @@ class Spool:
     def _submit(self, payload: bytes, events: int, future: W) -> W:
         size = _HEADER.size + len(payload)
         with self._mutex:
-            if self._closed or not self._writer.is_alive():
+            if self._closed or not self._running:
                 future.set_exception(Unavailable("the spool is shutting down"))
                 return future
             if self.bytes + size > self.max_bytes:
@@ -177,7 +180,7 @@ class Spool:
 
     @property
     def alive(self) -> bool:
-        return self._writer.is_alive()
+        return self._running and self._writer.is_alive()
 
     @property
     def accepting(self) -> bool:
@@ -190,6 +193,12 @@ class Spool:
         self.submit(payload, events).result()
 
     def _write_loop(self) -> None:
+        try:
+            self._write_groups()
+        finally:
+            self._running = False
+
+    def _write_groups(self) -> None:
         expected, fsync_seconds = 1, 0.0
         while True:
             item = self._queue.get()

@@ -95,3 +95,24 @@ def test_a_missing_mmdb_file_is_a_config_error(tmp_path) -> None:  # type: ignor
 
 def test_without_a_database_path_the_bundled_one_is_used() -> None:
     assert isinstance(open_lookup(None), Geoip2FastLookup)
+
+
+def test_an_address_is_looked_up_once_for_its_requests_and_a_failure_is_tried_again() -> None:
+    calls: list[str] = []
+    failing = {"203.0.113.9"}
+
+    def counting(ip: str) -> tuple[str | None, str | None]:
+        calls.append(ip)
+        if ip in failing:
+            raise RuntimeError("database not loaded yet")
+        return "FR", None
+
+    step = make_geo_step(counting)
+    for _ in range(3):  # three requests of one visitor: the database is searched once
+        row = step(make_row(), make_request(ip="81.2.69.160"))
+        assert isinstance(row, dict) and row["country"] == "FR"
+    assert calls == ["81.2.69.160"]
+    assert step(make_row(), make_request(ip="203.0.113.9"))["country"] is None  # type: ignore[index]
+    failing.clear()  # the database works again: a failure was not remembered
+    assert step(make_row(), make_request(ip="203.0.113.9"))["country"] == "FR"  # type: ignore[index]
+    assert calls == ["81.2.69.160", "203.0.113.9", "203.0.113.9"]

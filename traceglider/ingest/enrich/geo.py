@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from traceglider.errors import ConfigError
@@ -98,7 +99,17 @@ def open_lookup(geoip_db: str | None) -> Lookup:
     return MaxMindLookup(geoip_db) if geoip_db else Geoip2FastLookup()
 
 
+# Locations of the addresses seen last, in memory only (as the cookieless id's
+# address keys are): a visitor's next requests cost one lookup in C instead of the
+# database's search in Python.
+ADDRESS_CACHE_SIZE = 16384
+
+
 def make_geo_step(lookup: Lookup) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
+    @lru_cache(maxsize=ADDRESS_CACHE_SIZE)  # a failure raises, so it is not kept
+    def locate(ip: str) -> Location:
+        return Location(*lookup(lookup_form(ip)))  # type: ignore[arg-type]
+
     def geo(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
         found = request.cache.get("geo")
         if found is None:
@@ -107,7 +118,7 @@ def make_geo_step(lookup: Lookup) -> Callable[[dict[str, Any], RequestInfo], dic
                 try:
                     # The databases know no country for loopback, private and
                     # reserved ranges; a malformed address raises, giving none.
-                    found = Location(*lookup(lookup_form(request.ip)))  # type: ignore[arg-type]
+                    found = locate(request.ip)
                 except Exception:  # noqa: BLE001 - a broken lookup must not lose the event
                     found = NOWHERE
             request.cache["geo"] = found

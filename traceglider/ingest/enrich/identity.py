@@ -36,9 +36,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from traceglider.dates import utc_day, utc_day_us
+from traceglider.dates import utc_day
 from traceglider.errors import ConfigError
 from traceglider.ingest.pipeline import Drop, RequestInfo
 from traceglider.visits import VISIT_TIMEOUT_MINUTES
@@ -65,6 +66,16 @@ class Salts(Protocol):
     """Where the day's salt comes from (`traceglider.storage.salts.SaltStore`)."""
 
     def salt(self, day: str) -> bytes: ...
+
+
+def _utc_date(micros: int) -> str:
+    """`utc_day_us`, computed once per day: it is asked on every request."""
+    return _day_name(micros // 86_400_000_000)
+
+
+@lru_cache(maxsize=8)
+def _day_name(day: int) -> str:
+    return utc_day(day * 86_400)
 
 
 def _key(settings: Settings, purpose: str) -> bytes:
@@ -155,9 +166,13 @@ class AddressKeys:
         self.derived = 0
 
     def cached(self, salt: bytes, address: str) -> bool:
+        return self.known(salt, address) is not None
+
+    def known(self, salt: bytes, address: str) -> bytes | None:
+        """The key if it is derived already, else None (and nothing is derived)."""
         with self._lock:
             keys = self._by_salt.get(salt)
-            return keys is not None and address in keys
+            return None if keys is None else keys.get(address)
 
     def key(self, salt: bytes, address: str) -> bytes:
         with self._lock:
@@ -270,8 +285,10 @@ def make_identity_step(
         return visitor or None
 
     def cookieless(request: RequestInfo, site: str) -> str:
-        salt = salts.salt(utc_day_us(request.received_at))
-        return cookieless_id(keys.key(salt, request.ip or ""), site, request.user_agent)
+        key = request.cache.get("address_key")  # found by `blocking` a moment ago
+        if key is None:
+            key = keys.key(salts.salt(_utc_date(request.received_at)), request.ip or "")
+        return cookieless_id(key, site, request.user_agent)
 
     def identity(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
         site = row.get("site") or request.site
@@ -297,7 +314,11 @@ def make_identity_step(
             return False
         if without_consent and not request.gpc:
             return False
-        return not keys.cached(salts.salt(utc_day_us(request.received_at)), request.ip or "")
+        key = keys.known(salts.salt(_utc_date(request.received_at)), request.ip or "")
+        if key is None:
+            return True
+        request.cache["address_key"] = key  # the id needs it next: one lookup, not two
+        return False
 
     def prefetch_salts() -> None:
         # Run periodically off the request path (see app.lifespan): fetching a day's
