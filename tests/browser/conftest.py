@@ -43,6 +43,7 @@ CHROMIUM_ARGS = [
     f"--user-agent={USER_AGENT}",
 ]
 # What a strict site allows: scripts and connections to the collector, nothing else.
+SETTLED = "?tg-settled="  # `Visit.settle`'s own requests
 CSP = "default-src 'none'; script-src {c}; connect-src {c}; style-src 'unsafe-inline'"
 
 
@@ -204,11 +205,33 @@ class Visit:
     requests: list[Any] = field(default_factory=list)
     expect_page_errors: bool = False
     allowed_errors: list[str] = field(default_factory=list)  # substrings of expected ones
+    settled: int = 0
 
-    def open(self, name: str, query: str = "") -> Any:
+    def open(self, name: str, query: str = "", *, clock: bool = False) -> Any:
+        """Load a test page; `clock`: with Playwright's clock installed first, so that
+        `run_timers` can fire the tracker's timers at once (time flows as usual besides)."""
+        if clock:
+            self.page.clock.install()
         self.page.goto(self.base + name + query)
         self.page.wait_for_function("window.traceglider !== undefined")
         return self.page
+
+    def run_timers(self, ms: float) -> None:
+        """Move the page's clock `ms` ahead, firing every timer due (the tracker's 1 s
+        batching delay, its 250 ms scroll read), then `settle`: what a fixed wait of
+        `ms` would show, without the wait. The page must be opened with `clock=True`."""
+        self.page.clock.run_for(ms)
+        self.settle()
+
+    def settle(self) -> None:
+        """Return once every request the page made so far has been seen here: a request
+        of its own, made last, arrives after them. A test that nothing was sent checks
+        after this, not after a fixed wait."""
+        self.settled += 1
+        # the collector's origin: the one a strict page's CSP lets it reach (not recorded)
+        marker = f"{self.collector.origin}/favicon.ico{SETTLED}{self.settled}"
+        with self.page.expect_request(marker, timeout=10_000):
+            self.page.evaluate("url => { fetch(url, {mode: 'no-cors'}).catch(() => 0) }", marker)
 
     def sleep(self, seconds: float) -> None:
         """Waits while letting Playwright deliver its events (requests, console)."""
@@ -256,7 +279,7 @@ def new_visit(browser: Any, collector: Collector, pages: str) -> Iterator[Callab
 
         page.on("console", on_console)
         page.on("pageerror", lambda e: visit.console_errors.append(f"pageerror: {e}"))
-        context.on("request", lambda r: visit.requests.append(r))
+        context.on("request", lambda r: SETTLED not in r.url and visit.requests.append(r))
         visits.append(visit)
         return visit
 

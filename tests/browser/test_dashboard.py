@@ -128,7 +128,7 @@ def test_login_filter_range_and_no_console_errors(server: str, browser: object) 
 
     page.click("#theme")
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(200)
+    page.wait_for_function("() => innerWidth === 390")
     page.screenshot(path="/tmp/tg-dashboard-phone-dark.png", full_page=True)
     assert errors == []
     context.close()

@@ -122,9 +122,9 @@ def test_cookie_path_consent_sets_the_cookie_events_carry_it_denial_clears_it(vi
 
 
 def test_cookie_path_with_consent_required_nothing_before_the_grant(visit) -> None:
-    page = visit.open("consent.html")
+    page = visit.open("consent.html", clock=True)
     page.evaluate("traceglider.track('Held until the grant')")
-    page.wait_for_timeout(1300)  # longer than the tracker's 1 s batching delay
+    visit.run_timers(1300)  # past the tracker's 1 s batching delay
     assert visit.collects() == []
     assert collector_cookies(visit) == []
 

@@ -129,10 +129,11 @@ def test_a_400_is_final_and_not_sent_again(visit) -> None:
 
 
 def test_a_long_page_scrolled_then_hidden_sends_its_engagement(visit) -> None:
-    page = visit.open("long.html")
-    page.wait_for_timeout(400)
+    page = visit.open("long.html", clock=True)
+    visit.run_timers(400)  # time on the page, moved on the page's clock
     page.mouse.wheel(0, 3000)
-    page.wait_for_timeout(400)
+    page.wait_for_function("scrollY > 0")
+    visit.run_timers(400)  # and the 250 ms scroll read fired
     visit.hide()
     [first] = visit.events(where=lambda r: r["type"] == "engagement")
     assert 50 <= first["scroll_depth"] < 100
@@ -145,9 +146,9 @@ def test_a_long_page_scrolled_then_hidden_sends_its_engagement(visit) -> None:
 
 def test_a_thousand_scroll_events_cost_a_bounded_amount_of_work(visit) -> None:
     visit.page.add_init_script(COUNT_WORK)
-    page = visit.open("long.html")
+    page = visit.open("long.html", clock=True)
     visit.events(where=lambda r: r["type"] == "pageview")
-    page.wait_for_timeout(300)
+    visit.settle()
     requests_before = len(visit.collects())
     page.evaluate("window.__reads = 0")
     loop_ms = page.evaluate("""async () => {
@@ -159,7 +160,7 @@ def test_a_thousand_scroll_events_cost_a_bounded_amount_of_work(visit) -> None:
         }
         return performance.now() - t0;
     }""")
-    page.wait_for_timeout(1300)
+    visit.run_timers(1300)  # the trailing scroll read and the batching delay, at once
     work = page.evaluate("({reads: __reads, runs: __scrollRuns, ms: __scrollMs})")
     assert work["runs"] >= 1000
     # One layout read per 250 ms at most, however long a loaded machine took for the loop.

@@ -16,12 +16,20 @@ document.addEventListener('securitypolicyviolation',
   e => __violations.push(e.violatedDirective + ' ' + e.blockedURI));"""
 
 
+# Entries the page's own observers saw: the tracker's (registered after) see them too.
+SEEN_ENTRIES = """window.__seen = {'layout-shift': 0, event: 0};
+for (const type of Object.keys(__seen))
+  new PerformanceObserver(list => { __seen[type] += list.getEntries().length })
+    .observe({type, buffered: true, durationThreshold: 16});"""
+
+
 def test_web_vitals_are_measured_and_sent_when_the_page_is_hidden(visit) -> None:
+    visit.page.add_init_script(SEEN_ENTRIES)
     page = visit.open("vitals.html")
     page.wait_for_function("document.getElementById('ad').style.height === '240px'")  # the late ad slot
-    page.wait_for_timeout(200)  # and a frame or two for the layout-shift entry
+    page.wait_for_function("__seen['layout-shift'] > 0")  # and its layout-shift entry
     page.click("#slow")
-    page.wait_for_timeout(200)
+    page.wait_for_function("__seen.event > 0")  # the slow click's event timing
     visit.hide()
     rows = visit.events(5, where=lambda r: r["type"] == "vital")
     vitals = {r["metric_name"]: r["metric_value"] for r in rows}
@@ -39,8 +47,10 @@ def test_errors_are_sent_only_when_opted_in_and_capped(new_visit) -> None:
     loud = new_visit()
     loud.expect_page_errors = True
     page = loud.open("errors.html")
-    page.evaluate("Promise.reject(new Error('rejected')) && 0")
-    page.wait_for_timeout(100)
+    page.evaluate("""() => new Promise(seen => {  // once the tracker's listener (added first) had it
+        addEventListener('unhandledrejection', () => setTimeout(seen), {once: true});
+        Promise.reject(new Error('rejected'));
+    })""")
     page.evaluate("for (let i = 0; i < 15; i++) setTimeout(() => { throw new Error('boom ' + i) })")
     rows = loud.events(10, where=lambda r: r["type"] == "error", settle=1.2)
     assert len(rows) == 10 and {r["name"] for r in rows} == {"JS Error"}
@@ -74,12 +84,13 @@ def test_strict_csp_reports_no_violation(visit) -> None:
 @pytest.mark.parametrize("name", [p for p in PAGES if p != "errors.html"])
 def test_no_console_error_on_any_page(visit, name: str) -> None:
     page = visit.page
+    page.clock.install()
     page.goto(visit.base + name)
     page.wait_for_load_state("load")
     page.mouse.wheel(0, 500)
-    page.wait_for_timeout(300)
+    visit.run_timers(300)  # the scroll read's timer, fired at once
     if page.evaluate("!!window.traceglider"):
         page.evaluate("traceglider.track('Console check', {page: location.pathname})")
         visit.hide()
-    page.wait_for_timeout(300)
+    visit.run_timers(1300)  # the batch sent, its answer seen
     # the fixture fails the test on any console error or uncaught exception

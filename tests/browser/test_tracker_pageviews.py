@@ -60,8 +60,8 @@ def test_single_page_app_route_changes_are_pageviews(visit) -> None:
 
 
 def test_leaving_a_route_sends_its_engagement(visit) -> None:
-    page = visit.open("spa.html")
-    page.wait_for_timeout(300)
+    page = visit.open("spa.html", clock=True)
+    visit.run_timers(300)  # time on the route, moved on the page's clock
     go(page, "pushState", "next")
     [row] = visit.events(where=lambda r: r["type"] == "engagement")
     assert paths([row]) == ["spa.html"]

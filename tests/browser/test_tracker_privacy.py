@@ -31,10 +31,11 @@ def test_the_tracker_writes_no_cookie_and_no_storage(visit) -> None:
 
 
 def test_nothing_is_sent_from_localhost_unless_the_site_asks(visit) -> None:
-    page = visit.open("nolocal.html")
+    page = visit.open("nolocal.html", clock=True)
     page.evaluate("traceglider.track('Ignored'); traceglider.consent('granted')")
-    page.wait_for_timeout(1300)
+    visit.run_timers(1300)  # past the tracker's 1 s batching delay
     visit.hide()
+    visit.settle()
     assert [r.url for r in visit.requests if r.url.startswith(visit.collector.origin)] == [
         visit.collector.origin + "/t.js"]
 
@@ -42,11 +43,11 @@ def test_nothing_is_sent_from_localhost_unless_the_site_asks(visit) -> None:
 def test_gpc_with_data_gpc_drop_sends_nothing_at_all(new_visit) -> None:
     visit = new_visit(extra_http_headers={"Sec-GPC": "1"})
     visit.page.add_init_script(GPC_ON)
-    page = visit.open("gpc-drop.html")
+    page = visit.open("gpc-drop.html", clock=True)
     page.evaluate("traceglider.track('Ignored'); traceglider.consent('granted')")
-    page.wait_for_timeout(1300)
+    visit.run_timers(1300)  # past the tracker's 1 s batching delay
     visit.hide()
-    page.wait_for_timeout(100)
+    visit.settle()
     assert [r.url for r in visit.requests if r.url.startswith(visit.collector.origin)] == [
         visit.collector.origin + "/t.js"]
 
@@ -63,9 +64,9 @@ def test_a_gpc_visitor_is_counted_without_a_cookie_even_after_consent(new_visit)
 
 
 def test_consent_required_sends_nothing_until_granted_then_the_queue(visit) -> None:
-    page = visit.open("consent.html")
+    page = visit.open("consent.html", clock=True)
     page.evaluate("traceglider.track('Before consent')")
-    page.wait_for_timeout(1300)
+    visit.run_timers(1300)  # past the tracker's 1 s batching delay
     assert visit.collects() == []
     consent(visit, "granted")
     consent_request = next(r for r in visit.requests if r.url.endswith("/consent"))
@@ -82,7 +83,7 @@ def test_consent_required_sends_nothing_until_granted_then_the_queue(visit) -> N
     sent = len(visit.collects())
     page.evaluate("traceglider.track('After denial')")
     visit.hide()
-    page.wait_for_timeout(1300)
+    visit.run_timers(1300)
     assert len(visit.collects()) == sent
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import row, stored_ids
+from tests.helpers import row, stored_ids, wait_for
 from traceglider.proc import pid_namespace
 from traceglider.storage.compact import compact
+from traceglider.storage.local import LocalStorage
 from traceglider.storage.lock import LOCK_KEY, LockBusy, MaintenanceLock, maintenance
 from traceglider.storage.parquet import write_rows
 
@@ -40,7 +41,19 @@ def test_a_lock_left_by_a_dead_job_expires(storage: Any) -> None:
     taker.release()
 
 
-def test_compaction_waits_for_an_erasure_in_progress(local_storage: Any) -> None:
+class LockTries(LocalStorage):
+    """Local storage that counts the attempts to take the maintenance lock."""
+
+    tries = 0
+
+    def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        if key == LOCK_KEY and if_absent:
+            self.tries += 1
+        return super().put(key, data, if_absent=if_absent)
+
+
+def test_compaction_waits_for_an_erasure_in_progress(tmp_path: Path) -> None:
+    local_storage = LockTries(tmp_path / "data")
     write_rows(local_storage, [row("a", when_us=NOW_US)], "s1")
     write_rows(local_storage, [row("b", when_us=NOW_US)], "s2")
     lock = MaintenanceLock(local_storage, "forget")
@@ -48,7 +61,8 @@ def test_compaction_waits_for_an_erasure_in_progress(local_storage: Any) -> None
     done = threading.Event()
     worker = threading.Thread(target=lambda: (compact(local_storage), done.set()))
     worker.start()
-    time.sleep(1.5)
+    # found the lock held, waited its poll and found it held again
+    assert wait_for(lambda: local_storage.tries >= 2, timeout=10)
     assert not done.is_set() and len(local_storage.list("events/")) == 2  # waiting, nothing touched
     lock.release()
     worker.join(30)
