@@ -298,10 +298,29 @@ def _select(metrics: dict[str, str], wanted: list[str]) -> str:
     return ", ".join(f"{metrics[m]} AS {m}" for m in wanted)
 
 
+def time_bucket(unit: str, col: str) -> str:
+    """The UTC start of `col`'s hour, day, week (from Monday) or month, in microseconds
+    since the epoch. Integer arithmetic: DuckDB's date_trunc on a TIMESTAMPTZ goes
+    through the ICU calendar for every row, about ten times slower over 10 million
+    events. The answer's select turns the buckets into timestamps (`bucket_time`)."""
+    us = f"epoch_us({col})"
+    if unit == "hour":
+        return f"({us} // 3600000000 * 3600000000)"
+    day = f"({us} // 86400000000)"
+    if unit == "day":
+        return f"({day} * 86400000000)"
+    if unit == "week":  # 1970-01-01, day 0, was a Thursday
+        return f"(({day} - ({day} + 3) % 7) * 86400000000)"
+    return f"epoch_us(date_trunc('month', DATE '1970-01-01' + {day}::INTEGER)::TIMESTAMP)"
+
+
+def bucket_time(expr: str) -> str:
+    return f"make_timestamp({expr})"
+
+
 def _dim_expr(dim: str, alias: str, p: Params) -> str:
     if dim in TIME_DIMENSIONS:
-        col = "e.ts" if alias == "e" else "v.start"
-        return f"date_trunc('{TIME_DIMENSIONS[dim]}', {col})::TIMESTAMP"
+        return time_bucket(TIME_DIMENSIONS[dim], "e.ts" if alias == "e" else "v.start")
     return column(dim, p, alias)
 
 
@@ -375,11 +394,16 @@ def aggregate(q: Question, r: Relations, p: Params | None = None) -> tuple[str, 
     for name, _ in parts[1:]:
         join += f" FULL OUTER JOIN {name} ON " + " AND ".join(
             f"{name}.{n} IS NOT DISTINCT FROM {first}.{n}" for n in names)
-    keys = ", ".join(f"coalesce({', '.join(f'{x}.{n}' for x, _ in parts)}) AS {n}" for n in names)
+    keys = ", ".join(_key(f"coalesce({', '.join(f'{x}.{n}' for x, _ in parts)})", d) + f" AS {n}"
+                     for d, n in zip(dims, names, strict=True))
     sql = f"WITH {head}, {', '.join(ctes)} SELECT {keys}, {cols} FROM {join}{_order(q, wanted, names)}"
     if q.limit is not None:
         sql += f" LIMIT {int(q.limit)} OFFSET {int(q.offset)}"
     return sql, p.values
+
+
+def _key(expr: str, dim: str) -> str:
+    return bucket_time(expr) if dim in TIME_DIMENSIONS else expr
 
 
 def _order(q: Question, wanted: list[str], names: list[str]) -> str:
