@@ -79,7 +79,11 @@ def test_filter_trees_become_sql_with_bound_values(node, side, sql, values) -> N
     (("visits",), (), PAGE, True, True),  # visits having such an event
     (("visitors", "pageviews"), ("event:page",), None, True, False),
     (("visitors", "scroll_depth"), ("event:page",), None, True, False),
-    (("visitors",), ("time:day",), None, True, False),
+    # visitors by time bucket: the visits (a visitor counts in every bucket its visit overlaps)
+    (("visitors",), ("time:day",), None, False, True),
+    (("visitors",), ("time:hour", "visit:source"), None, False, True),
+    (("visitors", "pageviews"), ("time:day",), None, True, False),
+    (("visitors",), ("time:day",), PAGE, True, False),
 ])
 def test_each_metric_reads_the_relation_that_answers_it(metrics, dimensions, filters, reads_events,  # type: ignore[no-untyped-def]
                                                         reads_visits) -> None:
