@@ -73,3 +73,21 @@ def test_the_clock_given_to_the_app_is_what_stats_dashboard_and_maintenance_read
         summary = maintainer.run_once()
         assert sorted(summary["compacted"]) == ["2025-03-13", "2025-03-14"]  # the app's yesterday and today
         assert maintainer.status()["last"]["at"] == "2025-03-14T12:00:00+00:00"
+
+
+def test_healthz_shows_each_pipeline_steps_drops_and_time_beside_the_totals(tmp_path: Path) -> None:
+    from tests.helpers import BROWSER_UA, batch
+
+    app = create_app(settings_for(tmp_path / "data", TG_SITES="example.com"))
+    with TestClient(app, headers={"user-agent": BROWSER_UA}) as client:
+        assert client.post("/collect", json=batch("example.com", ["kept"])).status_code == 202
+        bot = client.post("/collect", json=batch("example.com", ["b1", "b2"]),
+                          headers={"user-agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"})
+        assert bot.status_code == 202
+        body = client.get("/healthz").json()
+    assert body["dropped_events"]["bot"] == 2 and body["accepted_events"] == 1  # as before
+    steps = body["pipeline_steps"]
+    assert list(steps) == ["split_url", "bots", "privacy", "useragent", "geo", "source", "hygiene", "identity"]
+    assert steps["bots"]["dropped"] == {"bot": 2}
+    assert all(step["dropped"] == {} for name, step in steps.items() if name != "bots")
+    assert steps["identity"]["seconds"] > 0  # the kept event went through every step

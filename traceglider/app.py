@@ -199,6 +199,7 @@ def create_app(
             "version": __version__,
             "accepted_events": ingest.accepted,
             "dropped_events": pipeline.drop_counts(),
+            "pipeline_steps": pipeline.step_status(),
             "proxy": ingest.forwarded.status(),
             **sink.status(),
         }

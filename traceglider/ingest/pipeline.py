@@ -2,7 +2,9 @@
 
 Each step takes a row (a dict keyed by the stored columns) and the request it came
 with, and returns the row (changed in place or replaced) or a `Drop` with a reason
-from `DROP_REASONS`. Drops are counted per reason and shown on /healthz, never silent.
+(`DropReason`) and a detail. Drops are counted per reason and per step, with each
+step's cumulative time, and shown on /healthz, never silent; the detail (which bot
+rule matched, why a URL was refused) is logged at debug level, never stored.
 
 A step whose answer depends on the request alone (bots, privacy, the user agent, the
 country, the visitor) also carries `per_request`: the request in, the columns every
@@ -16,27 +18,29 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 log = logging.getLogger("traceglider.pipeline")
 
-DROP_REASONS = (
+DropReason = Literal[
     "bot",  # a crawler, monitor, headless or automated browser
     "privacy",  # GPC or DNT with TG_GPC_POLICY=drop
     "consent",  # the site requires consent and none was given
     "excluded",  # a path or host the site excluded
     "invalid",  # a value that passed parsing but cannot be used (e.g. no host)
     "error",  # a step failed unexpectedly: a bug, logged with its traceback
-)
+]
+DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 
 
 @dataclass(frozen=True)
 class Drop:
-    reason: str
-    detail: str = ""
+    reason: DropReason
+    detail: str = ""  # for the debug log: which rule, never client data worth keeping
 
     def __post_init__(self) -> None:
         if self.reason not in DROP_REASONS:
@@ -80,6 +84,8 @@ class Pipeline:
     def __init__(self, steps: list[tuple[str, Step]]) -> None:
         self.steps = steps
         self.drops: Counter[str] = Counter()
+        self.step_drops: Counter[tuple[str, str]] = Counter()  # (step, reason) -> rows
+        self.step_seconds: dict[str, float] = dict.fromkeys(self.names, 0.0)
         self._lock = threading.Lock()
 
     @property
@@ -87,7 +93,9 @@ class Pipeline:
         return [name for name, _ in self.steps]
 
     def run(self, rows: list[dict[str, Any]], request: RequestInfo) -> list[dict[str, Any]]:
-        drops: Counter[str] = Counter()
+        drops: Counter[tuple[str, str]] = Counter()
+        seconds: list[tuple[str, float]] = []
+        clock = time.perf_counter
         # Request-level steps apply to rows of the request's site and time (all of a
         # /collect batch); rows of other sites (the Events API may mix) go row by row.
         shared = all(row.get("site", request.site) == request.site
@@ -96,6 +104,7 @@ class Pipeline:
         for name, step in self.steps:
             if not current:
                 break
+            started = clock()
             whole: RequestStep | None = getattr(step, "per_request", None) if shared else None
             if whole is not None:
                 try:
@@ -104,11 +113,13 @@ class Pipeline:
                     log.exception("pipeline step %s failed", name)
                     columns = Drop("error")
                 if isinstance(columns, Drop):
-                    drops[columns.reason] += len(current)
+                    _dropped(name, columns, len(current))
+                    drops[name, columns.reason] += len(current)
                     current = []
                 elif columns:
                     for row in current:
                         row.update(columns)
+                seconds.append((name, clock() - started))
                 continue
             kept: list[dict[str, Any]] = []
             for row in current:
@@ -120,13 +131,19 @@ class Pipeline:
                     log.exception("pipeline step %s failed", name)
                     result = Drop("error")
                 if isinstance(result, Drop):
-                    drops[result.reason] += 1
+                    _dropped(name, result, 1)
+                    drops[name, result.reason] += 1
                 else:
                     kept.append(result)
             current = kept
-        if drops:
-            with self._lock:
-                self.drops.update(drops)
+            seconds.append((name, clock() - started))
+        with self._lock:
+            for name, spent in seconds:
+                self.step_seconds[name] = self.step_seconds.get(name, 0.0) + spent
+            if drops:
+                self.step_drops.update(drops)
+                for (_, reason), count in drops.items():
+                    self.drops[reason] += count
         return current
 
     def blocking(self, request: RequestInfo) -> bool:
@@ -150,3 +167,18 @@ class Pipeline:
     def drop_counts(self) -> dict[str, int]:
         with self._lock:
             return {reason: self.drops.get(reason, 0) for reason in DROP_REASONS}
+
+    def step_status(self) -> dict[str, dict[str, Any]]:
+        """For /healthz: per step, in order, the rows it dropped by reason and the
+        seconds it has run in all (a slow step shows here, not only in a profile)."""
+        with self._lock:
+            return {name: {"seconds": round(self.step_seconds.get(name, 0.0), 6),
+                           "dropped": {reason: count for (step, reason), count in sorted(self.step_drops.items())
+                                       if step == name}}
+                    for name in self.names}
+
+
+def _dropped(step: str, drop: Drop, rows: int) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("step %s dropped %d row(s): %s%s", step, rows, drop.reason,
+                  f" ({drop.detail})" if drop.detail else "")
