@@ -15,6 +15,7 @@ from pathlib import Path
 
 from traceglider.config import Settings
 from traceglider.errors import ConfigError
+from traceglider.fsutil import fsync_dir
 from traceglider.storage.base import Storage
 
 SECRET_KEY = "_meta/secret"
@@ -61,11 +62,7 @@ def _create_secret_file(path: Path) -> None:
             pass
     finally:
         os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def _checked(secret: str, where: str) -> str:

@@ -173,3 +173,18 @@ def test_a_record_alone_is_written_on_the_calling_thread_and_never_beside_a_queu
     assert read_records(segment.path) == ([b"alone"], 0)
     spool.close()
     assert spool.append_alone(b"closed", 1) is False
+
+
+def test_a_live_workers_directory_is_neither_claimed_nor_adopted(tmp_path):
+    from traceglider.spool.wal import _try_claim
+
+    kept = Spool(tmp_path, max_bytes=10**6)  # worker-0
+    live = Spool(tmp_path, max_bytes=10**6)  # worker-1, running
+    live.append(b'{"x":1}', 1)
+    live.seal()
+    assert _try_claim(tmp_path / "worker-1") is None  # held: one claim, whoever asks
+    assert kept.adopt_orphans() == 0 and len(live.sealed()) == 1
+    third = Spool(tmp_path, max_bytes=10**6)
+    assert third.dir.name == "worker-2"  # the claim skips the held ones
+    for spool in (kept, live, third):
+        spool.close()

@@ -10,12 +10,11 @@ are not carried into the rewritten file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
 
-from traceglider.fsutil import fsync_dir
+from traceglider.fsutil import fsync_dir, write_durably
 from traceglider.spool.wal import QUARANTINE, frame, read_records
 
 
@@ -57,10 +56,4 @@ def _rewrite(path: Path, data: bytes) -> None:
         path.unlink()
         fsync_dir(path.parent)
         return
-    tmp = path.with_name(path.name + ".erasing")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_durably(path, data, ".erasing")

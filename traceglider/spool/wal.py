@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from traceglider.errors import Unavailable
-from traceglider.fsutil import fsync_dir
+from traceglider.fsutil import fsync_dir, write_durably
 
 log = logging.getLogger("traceglider.spool")
 
@@ -322,7 +322,7 @@ class Spool:
         bad.mkdir(parents=True, exist_ok=True)
         target = bad / segment.path.name
         size = segment.path.stat().st_size
-        _write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode())
+        write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode())
         os.replace(segment.path, target)
         fsync_dir(bad)
         with self._mutex:
@@ -335,8 +335,8 @@ class Spool:
         bad = self.root / QUARANTINE
         bad.mkdir(parents=True, exist_ok=True)
         target = bad / f"{name}.wal"
-        _write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode())
-        _write_durably(target, frame(ndjson))
+        write_durably(target.with_name(target.name + REASON_SUFFIX), reason.encode())
+        write_durably(target, frame(ndjson))
         return target
 
     def adopt_orphans(self) -> int:
@@ -348,13 +348,10 @@ class Spool:
             if directory == self.dir or not directory.is_dir():
                 continue
             try:
-                fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fd = _try_claim(directory)
             except OSError:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            if fd is None:
                 continue  # a live worker's: it delivers its own
             try:
                 _seal_leftovers(directory)
@@ -438,16 +435,6 @@ def _seal_leftovers(directory: Path) -> None:
     fsync_dir(directory)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -462,11 +449,19 @@ def _claim(root: Path) -> tuple[Path, int]:
     for n in range(1024):
         directory = root / f"worker-{n}"
         directory.mkdir(exist_ok=True)
-        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return directory, fd
+        fd = _try_claim(directory)
+        if fd is not None:
+            return directory, fd
     raise OSError(f"no free spool directory under {root}")
+
+
+def _try_claim(directory: Path) -> int | None:
+    """The descriptor holding `directory`'s exclusive flock (held while the process
+    lives, released by the kernel when it dies), or None if a live process has it."""
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
