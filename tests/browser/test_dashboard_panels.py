@@ -414,6 +414,24 @@ def test_environment_panel_and_empty_states(open_page: Callable[..., Page]) -> N
     assert "No data in this period" in panel(page, "pages").text_content()
 
 
+def test_screen_and_language_rows_filter_the_dashboard(open_page: Callable[..., Page]) -> None:
+    page = open_page(f"site={LAB}&period=day")
+    env = panel(page, "environment")
+    env.locator(".label", has_text="Mobile").click()
+    page.wait_for_selector(".chip")
+    assert "screen" in page.locator(".chip").text_content().lower()
+    assert "visit%3Ascreen%3D%3DMobile" in page.url
+    env = panel(page, "environment")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-panel=\"environment\"] .label')]"
+                           ".map(e => e.textContent).join() === 'Mobile'")
+    env.locator(".tab", has_text="Languages").click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-panel=\"environment\"] .label')]"
+                           ".map(e => e.textContent).join() === 'de-DE'")
+    env.locator(".label", has_text="de-DE").click()
+    page.wait_for_function("() => location.hash.includes('visit%3Alanguage%3D%3Dde-DE')")
+    assert page.locator(".chip").count() == 2
+
+
 def test_goals_and_funnels_are_managed_from_the_page(open_page: Callable[..., Page], server: str) -> None:
     page = open_page(f"site={LAB}&period=day", allow=("status of 400", "status of 415"))
     goals = panel(page, "goals")

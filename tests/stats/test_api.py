@@ -145,3 +145,17 @@ def test_s3_through_httpfs_same_code_path(s3_client: TestClient) -> None:
     assert agg.json()["results"]["pageviews"]["value"] > 100
     rows = s3_client.get("/api/v1/stats/breakdown", params={**params, "property": "visit:country"}).json()["results"]
     assert rows and "country" in rows[0]
+
+
+@pytest.mark.parametrize(("prop", "key"), [("visit:screen", "screen"), ("visit:language", "language")])
+def test_screen_and_language_break_down_and_filter_alike(client: TestClient, prop: str, key: str) -> None:
+    """The dashboard's environment rows filter by the visit's screen class and language:
+    each row's visitors are what the filter on its value counts."""
+    base = {"site_id": SITE, "period": "30d", "date": "2025-11-27"}
+    rows = client.get("/api/v1/stats/breakdown", params={**base, "property": prop, "limit": "5"}).json()["results"]
+    assert len(rows) >= 2
+    for row in rows[:3]:
+        got = client.get("/api/v1/stats/aggregate", params={**base, "metrics": "visitors",
+                                                             "filters": f"{prop}=={row[key]}"})
+        assert got.status_code == 200, got.text
+        assert got.json()["results"]["visitors"]["value"] == row["visitors"]

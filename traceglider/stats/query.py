@@ -47,6 +47,8 @@ PROPERTIES: dict[str, tuple[str, str]] = {
     "visit:browser_version": ("visit", "browser_version"),
     "visit:os": ("visit", "os"),
     "visit:os_version": ("visit", "os_version"),
+    "visit:screen": ("visit", "screen"),  # Mobile < 576 px, Tablet < 992, Laptop < 1440, Desktop
+    "visit:language": ("visit", "language"),  # the browser's, an extension of ours
 }
 PROP_KEY = re.compile(r"^[A-Za-z0-9_.\- ]{1,64}$")
 OPERATORS = ("==", "!=", "~", "!~")  # match (with * and ** globs), not, contains, not contains

@@ -697,8 +697,11 @@
   EXTRA.environment = function (card) {
     var tabsList = [["screen", "Screen sizes"], ["language", "Languages"], ["timezone", "Time zones"]];
     var prop = pickTab("environment", tabsList);
-    var spec = { prop: "", key: prop, metrics: ["visitors"], title: "Environment · " + tabsList.filter(function (t) { return t[0] === prop; })[0][1],
+    // screens and languages are the visit's (its first page's), so a row filters the dashboard
+    var filterProp = { screen: "visit:screen", language: "visit:language" }[prop] || "";
+    var spec = { prop: filterProp, key: prop, metrics: ["visitors"], title: "Environment · " + tabsList.filter(function (t) { return t[0] === prop; })[0][1],
       keyLabel: tabsList.filter(function (t) { return t[0] === prop; })[0][1] };
+    if (filterProp) { spec.onClick = function (r) { if (r[prop] !== "(none)") { addFilter(filterProp, r[prop]); } }; }
     spec.load = function (limit) { return get("environment", { group: prop, limit: String(limit) }).then(function (d) { return d.results; }); };
     return spec.load(10).then(function (rows) {
       clear(card); head(card, "Environment", spec);
