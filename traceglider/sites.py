@@ -23,3 +23,19 @@ def normalize_site(value: Any, field: str = "site") -> str:
     if not _SITE.match(site):
         raise BadRequest(f"{field}: not a valid site domain: {value[:100]!r}")
     return site
+
+
+SITE_ID_MISSING = "Missing site ID. Please provide the required site_id parameter with your request."
+
+
+def site_id(value: Any, missing: str = SITE_ID_MISSING, invalid: str | None = None) -> str:
+    """The `site_id` a stats, sites or dashboard request names, as `normalize_site` has
+    it (it names storage paths). `missing` and `invalid` are the messages of the API
+    asking (Plausible's differ by API); by default the Stats API v1's."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(missing)
+    try:
+        return normalize_site(value.strip(), "site_id")
+    except BadRequest:
+        raise BadRequest(invalid or f"Invalid site ID {value.strip()[:100]!r}: a site domain such as example.com"
+                         ) from None

@@ -59,3 +59,18 @@ def test_a_share_link_viewer_cannot_change_goals(tmp_path: Path) -> None:
     viewer.get(share["url"], follow_redirects=False)
     refused = viewer.post(f"/dashboard/api/site/goals?site_id={SITE}", json={"goal": "Signup"})
     assert refused.status_code == 403 and "owner" in refused.json()["error"]
+
+
+def test_a_share_link_is_for_the_site_as_normalised_everywhere(tmp_path: Path) -> None:
+    web, _ = client(tmp_path)
+    web.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+    share = web.post(f"/dashboard/api/shares?site_id=www.{SITE.upper()}").json()
+    assert share["site"] == SITE
+    for bad in ("", "x/../y", "exa mple.com"):
+        refused = web.post("/dashboard/api/shares", params={"site_id": bad})
+        assert refused.status_code == 400, bad
+    viewer = TestClient(web.app)
+    viewer.get(share["url"], follow_redirects=False)
+    # the viewer's site, however spelled, and no other
+    assert viewer.get("/dashboard/api/config", params={"site_id": "WWW." + SITE}).status_code == 200
+    assert viewer.get("/dashboard/api/config", params={"site_id": "other.example"}).status_code == 403

@@ -289,3 +289,18 @@ def test_a_value_duckdb_refuses_is_400_not_500(api: TestClient) -> None:
 def test_dates_out_of_range_are_400(api: TestClient, body: dict[str, Any]) -> None:
     r = api.post("/api/v2/query", json={"site_id": SITE, "metrics": ["visitors"], **body})
     assert r.status_code == 400 and "Invalid date" in r.json()["error"], r.text
+
+
+def test_the_site_id_is_normalised_as_everywhere_else(api: TestClient) -> None:
+    # v1, the sites API and the dashboard read `www.V2.Example` as `v2.example`: v2 too
+    body = {"metrics": ["visitors"], "date_range": DAY}
+    plain = api.post("/api/v2/query", json={"site_id": SITE, **body})
+    spelled = api.post("/api/v2/query", json={"site_id": " www." + SITE.upper(), **body})
+    assert plain.status_code == spelled.status_code == 200
+    assert spelled.json()["results"] == plain.json()["results"] and plain.json()["results"][0]["metrics"][0] > 0
+    v1 = api.get("/api/v1/stats/aggregate", params={"site_id": "www." + SITE.upper(), "period": "custom",
+                                                    "date": ",".join(DAY), "metrics": "visitors"})
+    assert v1.json()["results"]["visitors"]["value"] == plain.json()["results"][0]["metrics"][0]
+    for bad in ("x/../..", "exa mple.com"):
+        refused = api.post("/api/v2/query", json={"site_id": bad, **body})
+        assert refused.status_code == 400 and refused.json()["error"] == "Invalid site ID"

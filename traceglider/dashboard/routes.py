@@ -35,7 +35,7 @@ from traceglider.errors import (
 )
 from traceglider.proxies import client_ip, is_secure
 from traceglider.ratelimit import RateLimiter
-from traceglider.sites import normalize_site
+from traceglider.sites import site_id as parse_site_id
 from traceglider.stats.api import handle, params_of
 from traceglider.web import api_token, plausible_errors
 
@@ -322,9 +322,7 @@ def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[
         check_same_origin(request)
         if guarded(request, None).get("role") != "owner":
             raise Forbidden("Only the owner creates share links")
-        site = site_id.strip().lower()
-        if not site or "/" in site:
-            raise BadRequest("site_id is required")
+        site = parse_site_id(site_id, "site_id is required")
         share_id = secrets.token_urlsafe(24)  # 192 bits
         storage.put(f"{SHARES_PREFIX}{share_id}.json",
                     json.dumps({"site": site, "created": int(time.time())}).encode())
@@ -345,7 +343,7 @@ def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[
     def owner_site(request: Request) -> str:
         if guarded(request, None).get("role") != "owner":
             raise Forbidden("Only the owner changes goals and funnels")
-        return normalize_site(request.query_params.get("site_id"), "site_id")
+        return parse_site_id(request.query_params.get("site_id"))
 
     async def json_body(request: Request) -> Any:
         # a JSON body only: a cross-site form cannot send one (with the SameSite cookie)
@@ -395,9 +393,10 @@ def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[
         if kind not in KINDS and kind not in PROFILE_KINDS:
             raise NotFound("unknown panel")
         params = params_of(request)
-        guarded(request, (params.get("site_id") or "").strip().lower())
+        site = parse_site_id(params.get("site_id"))
+        guarded(request, site)
         if kind == "config":  # as validated by the module that writes it
-            return config_answer(site_config.read(storage, normalize_site(params.get("site_id"), "site_id")))
+            return config_answer(site_config.read(storage, site))
         if kind in PROFILE_KINDS:
             engine = get_engine()
             return engine.reading(lambda: profile_answer(kind, engine, params))

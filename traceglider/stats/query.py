@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from traceglider.errors import BadRequest
-from traceglider.sites import normalize_site
+from traceglider.sites import site_id
 
 # Plausible's metric names, plus scroll_depth and time_on_page (page engagement).
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
@@ -176,14 +176,7 @@ _date = parse_date
 
 def parse_site_id(params: Mapping[str, str]) -> str:
     """The `site_id` parameter, which must be a site domain: it names storage paths."""
-    raw = (params.get("site_id") or "").strip()
-    if not raw:
-        raise BadRequest("Missing site ID. Please provide the required site_id parameter "
-                         "with your request.")
-    try:
-        return normalize_site(raw, "site_id")
-    except BadRequest:
-        raise BadRequest(f"Invalid site ID {raw[:100]!r}: a site domain such as example.com") from None
+    return site_id(params.get("site_id"))
 
 
 def _month_start(d: date, back: int = 0) -> date:

@@ -36,7 +36,7 @@ from traceglider.errors import BadRequest, NotFound
 from traceglider.site_config import WRITE_LOCK as _WRITE_LOCK  # the one configuration module
 from traceglider.site_config import read_raw as read_config
 from traceglider.site_config import write_raw as write_config
-from traceglider.sites import normalize_site
+from traceglider.sites import site_id
 from traceglider.web import check_bearer, plausible_errors
 
 if TYPE_CHECKING:
@@ -151,9 +151,7 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
     router = APIRouter(tags=["sites"])
 
     def site_of(value: Any) -> str:
-        if value is None or value == "":
-            raise BadRequest("Parameter `site_id` is required")
-        site = normalize_site(value, "site_id")
+        site = site_id(value, "Parameter `site_id` is required")
         if site not in known_sites(settings, storage):
             raise NotFound("Site could not be found")
         return site

@@ -214,8 +214,8 @@ def answer(engine: Engine, q: V2Query) -> dict[str, Any]:
     return {"results": [{"metrics": m, "dimensions": d} for d, m in page], "meta": meta, "query": query}
 
 
-def _first_day(storage: Storage, site: str) -> Any:
-    def first() -> Any:
+def _first_day(storage: Storage) -> Any:
+    def first(site: str) -> Any:
         from datetime import date
 
         days = []
@@ -257,7 +257,7 @@ def v2_router(settings: Settings, get_engine: Callable[[], Engine]) -> APIRouter
             from datetime import UTC
 
             now = datetime.fromtimestamp(engine.clock(), tz=UTC)
-            q = parse(document, now, _first_day(engine.storage, str(document.get("site_id", "")).strip().lower())
+            q = parse(document, now, _first_day(engine.storage)
                       if isinstance(document, dict) else None)
             try:
                 return engine.reading(lambda: answer(engine, q))

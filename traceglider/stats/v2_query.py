@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from traceglider.errors import BadRequest
+from traceglider.sites import site_id
 from traceglider.stats.model import And, Condition, Node, Not, Or
 
 EVENT_DIMENSIONS = ("event:goal", "event:page", "event:hostname", "event:name")
@@ -439,12 +440,8 @@ def parse(document: Any, now: datetime, first_day: Any = None) -> V2Query:
     unknown = sorted(set(document) - set(KEYS))
     if unknown:
         raise BadRequest(f"Invalid query: unknown key '{unknown[0]}'.")
-    site = document.get("site_id")
-    if not isinstance(site, str) or not site.strip():
-        raise BadRequest("#/site_id: Required property site_id was not present.")
-    site = site.strip().lower()
-    if len(site) > 253 or "/" in site or ".." in site or any(ord(c) < 33 for c in site):
-        raise BadRequest("Invalid site ID")
+    site = site_id(document.get("site_id"), "#/site_id: Required property site_id was not present.",
+                   "Invalid site ID")
     metrics = _metric_list(document.get("metrics"))
     if "date_range" not in document:
         raise BadRequest("#/date_range: Required property date_range was not present.")
@@ -457,7 +454,7 @@ def parse(document: Any, now: datetime, first_day: Any = None) -> V2Query:
         if not MIN_YEAR < today.year < MAX_YEAR:
             raise BadRequest(f"Invalid date '{today.isoformat()}': from {MIN_YEAR + 1} to {MAX_YEAR - 1}.")
     raw_range = document["date_range"]
-    first = first_day() if raw_range == "all" and callable(first_day) else None
+    first = first_day(site) if raw_range == "all" and callable(first_day) else None
     start, end = date_range(raw_range, today, now.astimezone(UTC).replace(tzinfo=None), first)
     asked = _dimension_list(document.get("dimensions"))
     dimensions = tuple(time_bucket(start, end) if d == "time" else d for d in asked)
