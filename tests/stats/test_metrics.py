@@ -263,3 +263,22 @@ def test_a_run_asked_again_while_its_evicted_tables_wait_to_be_dropped_is_made_a
     assert agg(eng, period="day", date="2026-11-20")["pageviews"] == 5  # the first run's files again
     eng.close()
 
+
+
+def test_the_next_page_of_a_breakdown_is_cut_from_the_answer_already_read(storage: LocalStorage) -> None:
+    eng = Engine(storage, clock=NOW.timestamp)
+    scans = []
+    cursor = eng.cursor
+    eng.cursor = lambda: scans.append(1) or cursor()  # type: ignore[method-assign]
+
+    def pages(page: int, limit: int) -> list[str]:
+        q = Q.parse({"site_id": SITE, "period": "7d", "date": "2026-11-21", "property": "event:page",
+                     "limit": str(limit), "page": str(page), "metrics": "visitors,pageviews"})
+        return [r["page"] for r in service.breakdown(eng, q)["results"]]
+
+    everything = pages(1, 50)
+    assert len(everything) == 4
+    scans.clear()
+    assert pages(1, 2) + pages(2, 2) + pages(3, 2) == everything
+    assert scans == []  # every page of the first 100 rows: one answer, read once
+    eng.close()

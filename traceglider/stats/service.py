@@ -6,6 +6,7 @@ runs the SQL of `sql.py`, and the rows are shaped as Plausible answers them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from traceglider.stats.query import Filter, Query, result_key
 SITE_CONFIG_PREFIX = "_sites/"
 MEASUREMENTS = ("engagement", "vital", "JS Error")
 GOALS_LIMIT = 50
+PAGE_WINDOW = 100
 _V1_OPS = {"==": "is", "!=": "is_not", "~": "contains", "!~": "contains_not"}
 
 
@@ -44,7 +46,16 @@ def question(q: Query, metrics: tuple[str, ...] | None = None, dimensions: tuple
 
 
 def _aggregate_rows(engine: Engine, qn: Question) -> list[tuple]:
-    return engine.run(lambda r: S.aggregate(qn, r), qn)
+    """Rows of `qn`. A page of a breakdown is cut from a window of PAGE_WINDOW rows
+    (the same SQL for every page in it), so the next page, or a longer list in the
+    details view, is an answer already cached rather than another scan."""
+    if qn.limit is None or qn.limit > PAGE_WINDOW:
+        return engine.run(lambda r: S.aggregate(qn, r), qn)
+    first = qn.offset // PAGE_WINDOW * PAGE_WINDOW
+    last = -(-(qn.offset + qn.limit) // PAGE_WINDOW) * PAGE_WINDOW
+    wide = dataclasses.replace(qn, limit=last - first, offset=first)
+    rows = engine.run(lambda r: S.aggregate(wide, r), wide)
+    return rows[qn.offset - first:qn.offset - first + qn.limit]
 
 
 def _values(q: Query, engine: Engine) -> dict[str, int | float]:
