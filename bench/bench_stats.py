@@ -84,7 +84,9 @@ def child_filtered(store: str, filters: str) -> dict:
 
 
 def child_plain(store: str, filters: str) -> dict:
-    """The same question in hand-written DuckDB SQL over the same files."""
+    """The same question in hand-written DuckDB SQL over the same files: a page's
+    visitors are those with any event on it (its engagement and clicks too), as the
+    metrics define them; pageviews are its pageview events."""
     import duckdb
 
     from traceglider.stats.engine import Engine
@@ -119,18 +121,18 @@ def child_plain(store: str, filters: str) -> dict:
         visits = f"(SELECT * FROM read_parquet($vi) WHERE {col} = $x AND start >= $s AND start < $e)"
         run(f"SELECT count(DISTINCT visitor_hash), count(*), sum(pageviews), avg(bounce::INT), "
             f"avg(duration) FROM {visits}")
-        run(f"SELECT path, count(DISTINCT visitor_id), count(*) FROM {events} "
-            f"WHERE type = 'pageview' AND received_at >= $s AND received_at < $e AND visit_id IN "
+        run(f"SELECT path, count(DISTINCT visitor_id), count(*) FILTER (WHERE type = 'pageview') FROM {events} "
+            f"WHERE received_at >= $s AND received_at < $e AND visit_id IN "
             f"(SELECT visit_id FROM read_parquet($vi) WHERE {col} = $x) GROUP BY path "
             f"ORDER BY 2 DESC LIMIT 10")
     else:
-        run(f"SELECT count(DISTINCT visitor_id), count(*) FROM {events} WHERE type = 'pageview' "
-            f"AND path = $x AND received_at >= $s AND received_at < $e")
+        run(f"SELECT count(DISTINCT visitor_id), count(*) FILTER (WHERE type = 'pageview') FROM {events} "
+            f"WHERE path = $x AND received_at >= $s AND received_at < $e")
         run(f"SELECT count(*), avg(bounce::INT), avg(duration) FROM read_parquet($vi) WHERE start >= $s "
             f"AND start < $e AND visit_id IN (SELECT visit_id FROM {events} WHERE path = $x "
             f"AND received_at >= $s AND received_at < $e)")
-        run(f"SELECT path, count(DISTINCT visitor_id), count(*) FROM {events} WHERE type = 'pageview' "
-            f"AND path = $x AND received_at >= $s AND received_at < $e GROUP BY path")
+        run(f"SELECT path, count(DISTINCT visitor_id), count(*) FILTER (WHERE type = 'pageview') FROM {events} "
+            f"WHERE path = $x AND received_at >= $s AND received_at < $e GROUP BY path")
     return {"first": time.perf_counter() - t0}
 
 
