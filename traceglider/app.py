@@ -27,6 +27,7 @@ from traceglider.dashboard.routes import dashboard_router
 from traceglider.errors import StorageError, TGError
 from traceglider.ingest.collect import Collect, is_collect
 from traceglider.ingest.enrich import build_steps
+from traceglider.ingest.later import make_completion
 from traceglider.ingest.pipeline import Pipeline
 from traceglider.ingest.routes import Ingest, ingest_router
 from traceglider.ingest.urls import split_url
@@ -86,15 +87,19 @@ def build_pipeline(settings: Settings, salts: SaltStore, clock: Callable[[], flo
     return Pipeline([("split_url", split_url), *build_steps(settings, salts, clock=clock)])
 
 
-def build_sink(settings: Settings, storage: Storage) -> Sink:
+def build_sink(settings: Settings, storage: Storage, pipeline: Pipeline | None = None) -> Sink:
     if settings.mode == "lambda":
         if settings.delivery == "firehose":
             from traceglider.firehose import firehose_sink
 
             return firehose_sink(settings, storage)
         return DirectSink(storage)
+    # The flusher finishes the user-agent work /collect left for later (ingest.later)
+    # and counts what it drops with the pipeline's drops.
     return SpoolSink(storage, settings.spool_path, settings.spool_max_bytes,
-                     settings.flush_seconds, settings.flush_events)
+                     settings.flush_seconds, settings.flush_events,
+                     complete=make_completion(bool(settings.drop_bots)) if pipeline else None,
+                     count_drops=pipeline.count if pipeline else None)
 
 
 WARM_UP_SECONDS = 60
@@ -134,7 +139,7 @@ def create_app(
     salt_storage = salt_storage or open_salt_storage(settings)
     salts = SaltStore(salt_storage, legacy=storage)
     pipeline = build_pipeline(settings, salts, clock)
-    sink = sink or build_sink(settings, storage)
+    sink = sink or build_sink(settings, storage, pipeline)
     ingest = Ingest(settings, pipeline, sink, clock)
     # Long-lived parts, owned here and closed by the lifespan below; none is kept in a
     # module (two apps on one storage share nothing), all on the one clock.

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from traceglider.errors import StorageError, Unavailable
-from traceglider.spool.flusher import Flusher
+from traceglider.spool.flusher import Completion, Flusher
 from traceglider.spool.wal import Spool
 from traceglider.storage.base import Storage
 from traceglider.storage.parquet import write_rows
@@ -35,9 +37,13 @@ class SpoolSink:
     (and reopened if the app is started again, as test harnesses do)."""
 
     def __init__(self, storage: Storage, directory: Path, max_bytes: int,
-                 flush_seconds: float, flush_events: int) -> None:
+                 flush_seconds: float, flush_events: int, complete: Completion | None = None,
+                 count_drops: Callable[[Counter[tuple[str, str]]], None] | None = None) -> None:
         self.storage, self.directory, self.max_bytes = storage, directory, max_bytes
         self.flush_seconds, self.flush_events = flush_seconds, flush_events
+        self.complete, self.count_drops = complete, count_drops
+        # Rows may be spooled unfinished (`RequestInfo.defer`): the flusher completes them.
+        self.completes_later = complete is not None
         self.spool: Spool | None = None
         self.flusher: Flusher | None = None
 
@@ -70,7 +76,8 @@ class SpoolSink:
         if self.spool is not None:
             return
         self.spool = Spool(self.directory, self.max_bytes)
-        self.flusher = Flusher(self.spool, self.storage, self.flush_seconds, self.flush_events)
+        self.flusher = Flusher(self.spool, self.storage, self.flush_seconds, self.flush_events,
+                               complete=self.complete, count_drops=self.count_drops)
         self.flusher.start()
 
     def stop(self) -> None:

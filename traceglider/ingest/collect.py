@@ -107,7 +107,7 @@ class Collect:
                 cookies=cookie_parser(cookie) if cookie else {}, received_at=now,
                 secure=secure_scheme(scope.get("scheme"), peer, headers.get("x-forwarded-proto"),
                                           self.proxies),
-                ctx=ctx)
+                ctx=ctx, defer=ingest.defers)
             kept = await ingest.accept(rows, info)
         except TGError as exc:
             return error_response(exc, cors)

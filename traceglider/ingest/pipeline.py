@@ -60,6 +60,9 @@ class RequestInfo:
     received_at: int  # microseconds since the epoch, UTC
     secure: bool  # the request came over HTTPS (directly or via a trusted proxy)
     ctx: dict[str, Any] = field(default_factory=dict)
+    # The sink completes rows before it stores them (the spool's flusher): user-agent
+    # work not cached yet may be left to it (`traceglider.ingest.later`).
+    defer: bool = False
     # Steps leave instructions for the response here (for example a cookie to set).
     set_cookies: list[dict[str, Any]] = field(default_factory=list)
     # Steps may cache per-request work here (a parsed user agent, the visitor id).
@@ -163,6 +166,14 @@ class Pipeline:
             warm = getattr(step, "warm_up", None)
             if warm is not None:
                 warm()
+
+    def count(self, drops: Counter[tuple[str, str]]) -> None:
+        """Count drops by (step, reason) found after the pipeline ran: rows the flusher
+        completed and dropped (`traceglider.ingest.later`), as if the step had."""
+        with self._lock:
+            self.step_drops.update(drops)
+            for (_, reason), count in drops.items():
+                self.drops[reason] += count
 
     def drop_counts(self) -> dict[str, int]:
         with self._lock:

@@ -53,6 +53,10 @@ class Ingest:
         self.crowded_until = 0.0  # monotonic time until which requests count as concurrent
         # A sink that can make rows durable on the spot, for a request that is alone.
         self._write_alone: Callable[[list[dict[str, Any]]], bool] | None = getattr(sink, "write_alone", None)
+        # The sink finishes rows before storing them (`RequestInfo.defer`): /collect
+        # leaves a user agent never seen to it. The other routes answer with what the
+        # pipeline dropped (Plausible's x-plausible-dropped), so they do all of it now.
+        self.defers = bool(getattr(sink, "completes_later", False))
 
     def now_micros(self) -> int:
         return int(self.clock() * 1_000_000)

@@ -36,6 +36,8 @@ log = logging.getLogger("traceglider.flusher")
 HEALTH_INTERVAL_OK = 2.0
 HEALTH_INTERVAL_FAILING = 1.0
 MAX_BACKOFF = 30.0
+# records -> (the records as they are to be stored, the rows dropped by reason)
+Completion = Callable[[list[bytes]], "tuple[list[bytes], Counter[tuple[str, str]]]"]
 
 
 class Flusher:
@@ -46,7 +48,14 @@ class Flusher:
         flush_seconds: float,
         flush_events: int,
         monotonic: Callable[[], float] = time.monotonic,
+        complete: Completion | None = None,
+        count_drops: Callable[[Counter[tuple[str, str]]], None] | None = None,
     ) -> None:
+        # `complete` finishes rows the request path left for later and says which it
+        # dropped (traceglider.ingest.later); `count_drops` counts those once their
+        # segment is delivered (a retried delivery must not count them twice).
+        self.complete = complete
+        self.count_drops = count_drops
         self.spool = spool
         self.storage = storage
         self.flush_seconds = flush_seconds
@@ -164,6 +173,9 @@ class Flusher:
 
     def deliver(self, segment: Segment) -> None:
         records, damaged = read_records(segment.path)
+        drops: Counter[tuple[str, str]] = Counter()  # (step, reason) -> rows
+        if self.complete is not None:
+            records, drops = self.complete(records)
         table, unreadable = _parse(records)
         damaged += unreadable
         if damaged:
@@ -185,7 +197,9 @@ class Flusher:
             self.quarantine_reasons["segment"] += 1
             log.exception("segment %s cannot be delivered; moved to %s", segment.id, target)
             return
-        self.spool.remove(segment, rows)
+        self.spool.remove(segment, rows + sum(drops.values()))
+        if drops and self.count_drops is not None:
+            self.count_drops(drops)
         self.storage_ok, self.last_error = True, None
         self.delivered_events += rows
         self.delivered_segments += 1

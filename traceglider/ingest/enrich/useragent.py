@@ -84,6 +84,24 @@ def _version(*parts: str | None) -> str | None:
 
 @lru_cache(maxsize=UA_CACHE_SIZE)
 def parse_user_agent(user_agent: str) -> ParsedUA:
+    parsed = _parse(user_agent)
+    _known[user_agent] = parsed
+    if len(_known) > UA_CACHE_SIZE:
+        _known.pop(next(iter(_known)), None)
+    return parsed
+
+
+# The user agents parsed, for `known_user_agent` (lru_cache cannot be asked whether
+# it holds a value without computing it). Oldest first; dict operations are atomic.
+_known: dict[str, ParsedUA] = {}
+
+
+def known_user_agent(user_agent: str) -> ParsedUA | None:
+    """`parse_user_agent` if it is known without parsing, else None."""
+    return _known.get(user_agent)
+
+
+def _parse(user_agent: str) -> ParsedUA:
     global _PARSER
     if _PARSER is None:
         _PARSER = _parser()
@@ -163,13 +181,39 @@ def stored_names(parsed: ParsedUA) -> tuple[str | None, ...]:
             value_names.operating_system(parsed.os), parsed.os_version, value_names.device(parsed.device))
 
 
+def user_agent_columns(user_agent: str, ctx: dict[str, Any], headers: dict[str, str]) -> tuple[str | None, ...]:
+    """(browser, browser_version, os, os_version, device_type) as stored."""
+    return stored_names(with_hints(parse_user_agent(user_agent), ctx, headers))
+
+
+HINT_HEADERS = ("sec-ch-ua", "sec-ch-ua-platform", "sec-ch-ua-mobile")
+HINT_CTX = ("brands", "platform", "mobile", "touch")
+
+
+def later_work(request: RequestInfo) -> dict[str, Any]:
+    """What the flusher needs to finish a row whose user agent was left for later:
+    the user agent and its hints (never the address)."""
+    return {"ua": request.user_agent,
+            "ctx": {key: request.ctx[key] for key in HINT_CTX if key in request.ctx},
+            "headers": {key: request.headers[key] for key in HINT_HEADERS if key in request.headers}}
+
+
 def make_user_agent_step(store_user_agent: bool = False) -> Any:
     def user_agent(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
         info = request.cache.get("ua")
         if info is None:
-            info = stored_names(with_hints(parse_user_agent(request.user_agent), request.ctx,
-                                           request.headers))
+            if request.defer and (request.cache.get("later")
+                                  or known_user_agent(request.user_agent) is None):
+                # Not parsed yet: the flusher parses it (and matches the crawler
+                # patterns if those are not known either), off the request path.
+                request.cache["later"] = True
+                info = (None,) * 5
+            else:
+                info = user_agent_columns(request.user_agent, request.ctx, request.headers)
             request.cache["ua"] = info
+        if request.cache.get("later"):
+            row["_later"] = request.cache.get("later_work") or request.cache.setdefault(
+                "later_work", later_work(request))
         (row["browser"], row["browser_version"], row["os"], row["os_version"],
          row["device_type"]) = info
         if store_user_agent:
