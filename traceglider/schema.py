@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+# The event types that count as interactions (events, and a visit's `interactions`):
+# what the visits dataset, the stats metrics and the DDL's readers all mean by it.
+INTERACTION_TYPES = ("custom", "click", "form_submit")
+INTERACTIONS_SQL = "(" + ",".join(f"'{kind}'" for kind in INTERACTION_TYPES) + ")"  # constants, not client data
+
 # Order matters only for readability of the files; readers select by name.
 EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("event_id", pa.string(), "unique id of the event (client-made, or server-made when absent)"),

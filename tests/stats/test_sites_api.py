@@ -191,3 +191,17 @@ def test_goals_as_kctl_plausible_sends_them(api: TestClient) -> None:
     gone = api.delete(f"/api/v1/sites/goals/{int(made.json()['id'])}", params={"site_id": "example.com"},
                       headers=AUTH)
     assert gone.json() == {"deleted": "true"}
+
+
+def test_deleting_a_goal_or_funnel_that_is_not_there_is_a_404_and_changes_nothing(api: TestClient) -> None:
+    api.put("/api/v1/sites/goals", headers=AUTH, json={"site_id": "example.com", "goal_type": "event",
+                                                       "event_name": "Kept"})
+    api.put("/api/v1/sites/funnels", headers=AUTH,
+            json={"site_id": "example.com", "name": "Kept", "steps": ["Visit /", "Kept"]})
+    for path, message in (("goals/123", "Goal could not be found"), ("funnels/Other", "Funnel could not be found")):
+        gone = api.delete(f"/api/v1/sites/{path}", params={"site_id": "example.com"}, headers=AUTH)
+        assert gone.status_code == 404 and gone.json() == {"error": message}
+    assert api.delete("/api/v1/sites/funnels/Kept", params={"site_id": "example.com"}).status_code == 401
+    goals = api.get("/api/v1/sites/goals", params={"site_id": "example.com"}, headers=AUTH).json()["goals"]
+    funnels = api.get("/api/v1/sites/funnels", params={"site_id": "example.com"}, headers=AUTH).json()["funnels"]
+    assert [g["display_name"] for g in goals] == ["Kept"] and [f["name"] for f in funnels] == ["Kept"]

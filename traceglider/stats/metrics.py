@@ -19,8 +19,9 @@ the visit); `v` is a visit (one row per visit, the 30-minute inactivity rule of
 
 from __future__ import annotations
 
-INTERACTIONS = ("custom", "click", "form_submit")
-INTER_SQL = "('custom','click','form_submit')"
+from traceglider.schema import INTERACTIONS_SQL
+
+INTER_SQL = INTERACTIONS_SQL
 
 EVENT_METRICS = {
     "visitors": "count(DISTINCT e.vh)",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -205,24 +206,31 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
         body = await _body(request)
         return await run_in_threadpool(put_goal_work, body)
 
-    def delete_goal_work(body: dict[str, Any], goal: str) -> Any:
+    def delete_work(body: dict[str, Any], key: str, entries: Callable[[dict[str, Any]], list[Any]],
+                    matches: Callable[[Any], bool], missing: str) -> Any:
+        """Remove the site's `key` entries (goals or funnels) that `matches`; `missing`
+        is the 404's message when none does."""
         site = site_of(body.get("site_id"))
         with _WRITE_LOCK:
             config = read_config(storage, site)
-            goals = _goals(config)
-            kept = [g for g in goals if goal_id(g) != goal]
-            if len(kept) == len(goals):
-                raise NotFound("Goal could not be found")
-            config["goals"] = kept
+            present = entries(config)
+            kept = [entry for entry in present if not matches(entry)]
+            if len(kept) == len(present):
+                raise NotFound(missing)
+            config[key] = kept
             write_config(storage, site, config)
         return {"deleted": "true"}
+
+    async def delete_entry(request: Request, key: str, entries: Callable[[dict[str, Any]], list[Any]],
+                           matches: Callable[[Any], bool], missing: str) -> Any:
+        check_bearer(settings, request)
+        body = await _body(request)
+        return await run_in_threadpool(delete_work, body, key, entries, matches, missing)
 
     @router.delete("/api/v1/sites/goals/{goal}", summary="Delete a goal")
     @plausible_errors
     async def delete_goal(goal: str, request: Request) -> Any:
-        check_bearer(settings, request)
-        body = await _body(request)
-        return await run_in_threadpool(delete_goal_work, body, goal)
+        return await delete_entry(request, "goals", _goals, lambda g: goal_id(g) == goal, "Goal could not be found")
 
     @router.get("/api/v1/sites/funnels", summary="A site's funnels (TraceGlider's extension)")
     @plausible_errors
@@ -255,24 +263,11 @@ def sites_router(settings: Settings, storage: Storage) -> APIRouter:
         body = await _body(request)
         return await run_in_threadpool(put_funnel_work, body)
 
-    def delete_funnel_work(body: dict[str, Any], name: str) -> Any:
-        site = site_of(body.get("site_id"))
-        with _WRITE_LOCK:
-            config = read_config(storage, site)
-            funnels = _funnels(config)
-            kept = [f for f in funnels if f["name"] != name]
-            if len(kept) == len(funnels):
-                raise NotFound("Funnel could not be found")
-            config["funnels"] = kept
-            write_config(storage, site, config)
-        return {"deleted": "true"}
-
     @router.delete("/api/v1/sites/funnels/{name}", summary="Delete a funnel (TraceGlider's extension)")
     @plausible_errors
     async def delete_funnel(name: str, request: Request) -> Any:
-        check_bearer(settings, request)
-        body = await _body(request)
-        return await run_in_threadpool(delete_funnel_work, body, name)
+        return await delete_entry(request, "funnels", _funnels, lambda f: f["name"] == name,
+                                  "Funnel could not be found")
 
     # after the fixed paths above, so /api/v1/sites/goals is not read as a site
     @router.get("/api/v1/sites/{site_id}", summary="A site")

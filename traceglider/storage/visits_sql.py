@@ -22,9 +22,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from traceglider.schema import INTERACTIONS_SQL
 from traceglider.storage.layout import VISIT_ID_SQL, VISIT_TIMEOUT_MINUTES
 
-INTERACTIONS = "('custom','click','form_submit')"
 # A visit's attributes: those of its first pageview, or of its first event without one.
 _EVENT_ATTRIBUTES = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
                      "utm_term", "utm_content", "country", "region", "city", "city_name", "device_type",
@@ -80,7 +80,7 @@ UNION ALL SELECT visit_id, NULL::TIMESTAMPTZ, {cols} FROM nxt
 def visits_sql(rows: str) -> str:
     """One row per visit (the columns of `schema.VISIT_SCHEMA`, in order) of `rows`."""
     pv = "type = 'pageview'"
-    inter = f"type IN {INTERACTIONS}"
+    inter = f"type IN {INTERACTIONS_SQL}"
     day1 = "received_at < date_trunc('day', visit_start) + INTERVAL 1 DAY"
     first = f"(CASE WHEN {pv} THEN 0 ELSE 1 END::BIGINT << 60) + epoch_us(received_at)"
     attrs = ", ".join(f"'{c}': {c}" for c in _EVENT_ATTRIBUTES)
