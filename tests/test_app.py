@@ -76,16 +76,18 @@ def test_the_clock_given_to_the_app_is_what_stats_dashboard_and_maintenance_read
 
 
 def test_healthz_shows_each_pipeline_steps_drops_and_time_beside_the_totals(tmp_path: Path) -> None:
-    from tests.helpers import BROWSER_UA, batch
+    from tests.helpers import BROWSER_UA, batch, wait_for
 
-    app = create_app(settings_for(tmp_path / "data", TG_SITES="example.com"))
+    app = create_app(settings_for(tmp_path / "data", TG_SITES="example.com", TG_FLUSH_SECONDS="0.05"))
     with TestClient(app, headers={"user-agent": BROWSER_UA}) as client:
         assert client.post("/collect", json=batch("example.com", ["kept"])).status_code == 202
         bot = client.post("/collect", json=batch("example.com", ["b1", "b2"]),
                           headers={"user-agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"})
         assert bot.status_code == 202
+        # a user agent never seen is classified when its rows are delivered (ingest.later)
+        assert wait_for(lambda: client.get("/healthz").json()["dropped_events"]["bot"] == 2)
         body = client.get("/healthz").json()
-    assert body["dropped_events"]["bot"] == 2 and body["accepted_events"] == 1  # as before
+    assert body["dropped_events"] == {**dict.fromkeys(body["dropped_events"], 0), "bot": 2}  # as before
     steps = body["pipeline_steps"]
     assert list(steps) == ["split_url", "bots", "privacy", "useragent", "geo", "source", "hygiene", "identity"]
     assert steps["bots"]["dropped"] == {"bot": 2}
