@@ -1,4 +1,5 @@
-"""A small TCP proxy on loopback that a test can pause, to cut a service off."""
+"""A small TCP proxy on loopback that a test can pause, to cut a service off, or stall,
+to make it hang: connections are accepted and then never answered."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ class PausableProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.paused = False
+        self.stalled = False
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
@@ -25,8 +27,14 @@ class PausableProxy:
         for conn in conns:
             _close(conn)
 
+    def stall(self) -> None:
+        """Accept every connection and answer nothing, as a hung server would: the
+        bytes already in flight stop, new connections are held open in silence."""
+        self.stalled = True
+
     def resume(self) -> None:
         self.paused = False
+        self.stalled = False
 
     def close(self) -> None:
         self.pause()
@@ -41,6 +49,10 @@ class PausableProxy:
             if self.paused:
                 _close(client)
                 continue
+            if self.stalled:
+                with self._lock:
+                    self._conns.add(client)  # held open, never read from or answered
+                continue
             try:
                 upstream = socket.create_connection(self.upstream, timeout=5)
             except OSError:
@@ -54,12 +66,15 @@ class PausableProxy:
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if self.stalled:
+                    continue  # a hung server: what was asked is never answered
                 target.sendall(data)
         except OSError:
             pass
-        finally:
-            _close(source)
-            _close(target)
+        if self.stalled:
+            return  # held open in silence until resume or close
+        _close(source)
+        _close(target)
 
 
 def _close(sock: socket.socket) -> None:
@@ -71,3 +86,27 @@ def _close(sock: socket.socket) -> None:
         sock.close()
     except OSError:
         pass
+
+
+class SilentServer:
+    """Accepts every connection on loopback and never answers: a hung S3."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        _close(self.listener)
+        for conn in self.accepted:
+            _close(conn)

@@ -81,21 +81,23 @@ def test_a_short_secret_is_refused(tmp_path: Path):
     from traceglider.secrets import ensure_secret
     from traceglider.storage.local import LocalStorage
 
+    data = tmp_path / "data"
     with pytest.raises(ConfigError, match="at least 32"):
-        ensure_secret(load(env={"TG_SECRET": "short"}), LocalStorage(tmp_path))
-    (tmp_path / ".secret").write_text("")  # what a crash mid-write could have left
+        ensure_secret(load(env={"TG_SECRET": "short"}), LocalStorage(data))
+    (tmp_path / "data.secret").write_text("")  # what a crash mid-write could have left
     with pytest.raises(ConfigError, match="shorter than 32"):
-        ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
+        ensure_secret(load(env={"TG_STORAGE": str(data)}), LocalStorage(data))
 
 
 def test_a_generated_secret_is_kept_and_reused(tmp_path: Path):
     from traceglider.secrets import ensure_secret
     from traceglider.storage.local import LocalStorage
 
-    first = ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
-    again = ensure_secret(load(env={"TG_STORAGE": str(tmp_path)}), LocalStorage(tmp_path))
+    data = tmp_path / "data"
+    first = ensure_secret(load(env={"TG_STORAGE": str(data)}), LocalStorage(data))
+    again = ensure_secret(load(env={"TG_STORAGE": str(data)}), LocalStorage(data))
     assert len(first.secret) == 64 and first.secret == again.secret and first.api_token == again.api_token
-    assert (tmp_path / ".secret").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data.secret").stat().st_mode & 0o777 == 0o600
 
 
 def test_the_typed_settings_module_is_generated_from_the_table():

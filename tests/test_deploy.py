@@ -340,6 +340,9 @@ def test_the_server_image_is_slim_unprivileged_and_keeps_its_spool_on_a_volume()
     env = env_of(stage)
     volumes = exec_form(last(stage, "VOLUME"))
     assert env["TG_SPOOL_DIR"] in volumes and env["TG_STORAGE"] in volumes
+    # a generated secret persists, on a volume the readers of the data do not get
+    assert str(Path(env["TG_SECRET_FILE"]).parent) in volumes
+    assert not Path(env["TG_SECRET_FILE"]).is_relative_to(env["TG_STORAGE"])
     assert last(stage, "EXPOSE") == env["TG_PORT"]
     assert int(env["TG_WORKERS"]) >= 1
 
@@ -376,6 +379,7 @@ def _container_env(stage: list[tuple[str, str]], tmp_path: Path) -> dict[str, st
         "TG_PORT": str(free_port()),
         "TG_STORAGE": str(tmp_path / "data"),
         "TG_SPOOL_DIR": str(tmp_path / "spool"),
+        "TG_SECRET_FILE": str(tmp_path / "spool" / "secret"),
         "TG_SECRET": "test-secret-test-secret-test-secret-0123",
     })
     return env

@@ -173,12 +173,23 @@ SETTINGS: list[Setting] = [
             "Where events land: a local path, file:///abs/path, or s3://bucket/prefix."),
     Setting("s3_endpoint_url", None, _optional_text,
             "An S3-compatible endpoint (MinIO, R2, a local test server); unset means AWS."),
+    Setting("storage_timeout", 10.0, _positive_float,
+            "Seconds a storage that does not answer (S3 accepting connections but silent) "
+            "is waited for: each S3 call, its one retry included, and each DuckDB read "
+            "gives up within it, so a stats or forget request answers 503 with Retry-After "
+            "after about this long and the spool keeps the events meanwhile."),
     Setting("sites", (), _sites,
             "Comma-separated site domains accepted; events for other sites get 403. "
             "Unset accepts any site (with a warning at start)."),
     Setting("secret", None, _optional_text,
             "Signs dashboard sessions and visitor cookies, keys the cookieless ids. "
-            "Generated once and kept in the data dir when unset."),
+            "Generated once when unset: kept in TG_SECRET_FILE on local storage, as "
+            "<prefix>/_meta/secret on S3."),
+    Setting("secret_file", None, _optional_text,
+            "Where the secret generated when TG_SECRET is unset is kept on local storage: a "
+            "file only the collector's user may read (0600), never inside the data directory "
+            "(which readers of the data share). Unset: beside the data (<storage>.secret). "
+            "A .secret left inside the data directory by older versions is moved there."),
     Setting("api_token", None, _optional_text,
             "Bearer token of the stats API and dashboard; derived from the secret when unset."),
     Setting("cookie_name", "tg_vid", _text, "Name of the server-set visitor cookie."),

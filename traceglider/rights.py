@@ -38,7 +38,13 @@ def rights_router(settings: Settings, storage: Storage, sink: Sink) -> APIRouter
             raise Unavailable("erasure needs delete rights the collector function does not have: run "
                               "`traceglider forget` with the compaction function's rights", retry_after=3600)
         # Events still in the spool would land after the erasure: deliver them first.
-        if not await asyncio.to_thread(sink.flush):
+        # Within TG_STORAGE_TIMEOUT: a flush waits for the one in progress, and each
+        # has storage calls of that bound, so a hung store could hold this twice as long.
+        try:
+            flushed = await asyncio.wait_for(asyncio.to_thread(sink.flush), settings.storage_timeout)
+        except TimeoutError:
+            flushed = False  # the flush goes on in its thread; the spool keeps the events
+        if not flushed:
             raise Unavailable("storage is unavailable; nothing was erased, retry later")
         try:
             report = await asyncio.to_thread(forget_visitor, storage, visitor_id, None, site, FORGET_WAIT_SECONDS)

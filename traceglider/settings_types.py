@@ -15,8 +15,10 @@ class SettingsAttributes:
 
     storage: str
     s3_endpoint_url: str | None
+    storage_timeout: float
     sites: tuple[str, ...]
     secret: str | None
+    secret_file: str | None
     api_token: str | None
     cookie_name: str
     cookie_domain: str | None

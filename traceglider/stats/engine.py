@@ -241,13 +241,18 @@ class Engine:
         """`run()`, and once more if files it read were replaced meanwhile: compaction,
         erasure and retention rewrite or delete files, and a listing (cached for a
         moment) can name files that are gone. The second try lists again. A query
-        that needs more memory than DuckDB may use is a 503."""
+        that needs more memory than DuckDB may use is a 503, and so is a read the store
+        did not answer within TG_STORAGE_TIMEOUT (read again, it would wait as long)."""
         import duckdb
+
+        from traceglider.storage.duck import timed_out
 
         try:
             try:
                 return run()
-            except duckdb.IOException:  # "No files found" on disk, an HTTP 404 on S3
+            except duckdb.IOException as exc:  # "No files found" on disk, an HTTP 404 on S3
+                if timed_out(exc):
+                    raise Unavailable("storage did not answer in time; please try again", retry_after=5) from exc
                 log.info("files changed while they were read; reading again")
             with self._lock:
                 self._listing.clear()

@@ -17,7 +17,7 @@ def open_storage(settings: Settings) -> Storage:
     if url.startswith("s3://"):
         from traceglider.storage.s3 import S3Storage
 
-        return S3Storage(url, endpoint_url=settings.s3_endpoint_url)
+        return S3Storage(url, endpoint_url=settings.s3_endpoint_url, timeout=settings.storage_timeout)
     from traceglider.storage.local import LocalStorage
 
     return LocalStorage(url)

@@ -37,11 +37,39 @@ def connect(storage: Storage, memory_limit: int | None = None, threads: int | No
         con.execute("LOAD '" + httpfs_path().replace("'", "''") + "'")
         body = ", ".join(f"{k} {_literal(v)}" for k, v in secret.items())
         con.execute(f"CREATE OR REPLACE SECRET traceglider_s3 (TYPE s3, {body})")
+        bound_http(con, getattr(storage, "timeout", DEFAULT_HTTP_TIMEOUT))
         # No HTTP metadata cache: with it DuckDB answers from a cached HEAD (and its
         # cached file data) for an object compaction has deleted, so a query on a
         # listing a moment old returns stale figures instead of failing, and the
         # engine never knows to list again.
     return con
+
+
+DEFAULT_HTTP_TIMEOUT = 10.0
+HTTP_RETRIES = 1
+HTTP_RETRY_WAIT_MS = 100
+
+
+def http_settings(timeout: float) -> dict[str, int]:
+    """httpfs's timeouts for a store that accepts connections and never answers: a read,
+    its one retry included, gives up within `timeout` (TG_STORAGE_TIMEOUT; httpfs counts
+    whole seconds, at least 1), where its defaults (30 s, three retries) made a stats
+    request wait two minutes. The error is an IOException, which the engine answers
+    with a 503."""
+    per_try = max(1, int((timeout - HTTP_RETRY_WAIT_MS / 1000) // (HTTP_RETRIES + 1)))
+    return {"http_timeout": per_try, "http_retries": HTTP_RETRIES, "http_retry_wait_ms": HTTP_RETRY_WAIT_MS}
+
+
+def bound_http(con: Any, timeout: float) -> None:
+    for name, value in http_settings(timeout).items():
+        con.execute(f"SET {name} = {int(value)}")
+
+
+def timed_out(exc: BaseException) -> bool:
+    """An httpfs error that says the store did not answer in time (its only sign is the
+    message, curl's and httplib's wording)."""
+    text = str(exc)
+    return "Timeout was reached" in text or "timed out" in text.lower()
 
 
 def httpfs_path() -> str:

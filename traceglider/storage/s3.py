@@ -18,26 +18,43 @@ from botocore.exceptions import BotoCoreError, ClientError
 from traceglider.errors import StorageError, WriteConflict
 from traceglider.storage.base import ObjectInfo
 
-# Short timeouts: an unreachable store must turn into a retry from the spool (and a
-# 503 on /healthz) within seconds, not hang a flush for minutes.
-_CONFIG = Config(
-    connect_timeout=3,
-    read_timeout=10,
-    retries={"max_attempts": 2, "mode": "standard"},
-    max_pool_connections=32,
-)
-# Health probes answer fast or count as a failure: /healthz must tell the truth now.
-_HEALTH_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+DEFAULT_TIMEOUT = 10.0  # TG_STORAGE_TIMEOUT's default
+ATTEMPTS = 2  # one retry, for a throttle or a dropped connection...
+RETRY_FROM = 6.0  # ...when the budget leaves room for it
+RETRY_BACKOFF = 1.0  # botocore's standard mode waits at most this long before the retry
+EXPECT_WAIT = 1.0  # a PutObject waits this long for `100 Continue` before sending its body
+
+
+def call_config(timeout: float) -> Config:
+    """Every S3 call, its retry included, gives up within `timeout` seconds when the
+    store does not answer (TG_STORAGE_TIMEOUT): a hung store must turn into a retry from
+    the spool, a 503 for a stats or forget request and a shutdown that ends, in seconds.
+    Each attempt gets its share of the budget less the fixed waits around it. botocore's
+    own defaults (60 s reads) made one call wait minutes. (`total_max_attempts` counts
+    the first try; `max_attempts` would count retries only.)"""
+    attempts = ATTEMPTS if timeout >= RETRY_FROM else 1
+    backoff = RETRY_BACKOFF if attempts > 1 else 0.0
+    attempt = max(0.2, (timeout - backoff) / attempts - EXPECT_WAIT)
+    return Config(connect_timeout=min(3.0, attempt), read_timeout=attempt,
+                  retries={"total_max_attempts": attempts, "mode": "standard"}, max_pool_connections=32)
+
+
+def health_config(timeout: float) -> Config:
+    """Health probes answer fast or count as a failure: /healthz must tell the truth now."""
+    return Config(connect_timeout=min(1.0, timeout / 2), read_timeout=min(2.0, timeout / 2),
+                  retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 class S3Storage:
-    def __init__(self, url: str, endpoint_url: str | None = None, client: Any = None) -> None:
+    def __init__(self, url: str, endpoint_url: str | None = None, client: Any = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         bucket_and_prefix = url.removeprefix("s3://")
         bucket, _, prefix = bucket_and_prefix.partition("/")
         self.url = url
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
+        self.timeout = timeout  # also bounds DuckDB's reads of these objects (storage.duck)
         self._client = client
         self._health_client: Any = None
         self._lock = threading.Lock()
@@ -48,7 +65,7 @@ class S3Storage:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._new_client(_CONFIG)
+                    self._client = self._new_client(call_config(self.timeout))
         return self._client
 
     def _new_client(self, config: Config) -> Any:
@@ -126,7 +143,7 @@ class S3Storage:
     def health(self) -> None:
         try:
             if self._health_client is None:
-                self._health_client = self._new_client(_HEALTH_CONFIG)
+                self._health_client = self._new_client(health_config(self.timeout))
             # A listing under our prefix, not head_bucket: least-privilege roles may
             # list only their prefix (s3:ListBucket with a prefix condition).
             self._health_client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)

@@ -68,7 +68,7 @@ def open_salt_storage(settings: Settings,
             return open_s3(location)
         from traceglider.storage.s3 import S3Storage
 
-        return S3Storage(location, endpoint_url=settings.s3_endpoint_url)
+        return S3Storage(location, endpoint_url=settings.s3_endpoint_url, timeout=settings.storage_timeout)
     from traceglider.storage.local import LocalStorage
 
     path = Path(location.removeprefix("file://")).absolute()
