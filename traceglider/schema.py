@@ -121,6 +121,7 @@ VISIT_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("os_version", pa.string(), ""),
     ("screen", pa.string(), "screen class by width: Mobile < 576 px, Tablet < 992, Laptop < 1440, Desktop"),
     ("language", pa.string(), ""),
+    ("timezone", pa.string(), "the browser's IANA time zone, such as Europe/Berlin"),
 ]
 VISIT_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in VISIT_FIELDS])
 # Visit attributes, as the stats read them (the first pageview's).

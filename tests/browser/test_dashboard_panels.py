@@ -414,7 +414,7 @@ def test_environment_panel_and_empty_states(open_page: Callable[..., Page]) -> N
     assert "No data in this period" in panel(page, "pages").text_content()
 
 
-def test_screen_and_language_rows_filter_the_dashboard(open_page: Callable[..., Page]) -> None:
+def test_screen_language_and_time_zone_rows_filter_the_dashboard(open_page: Callable[..., Page]) -> None:
     page = open_page(f"site={LAB}&period=day")
     env = panel(page, "environment")
     env.locator(".label", has_text="Mobile").click()
@@ -430,6 +430,11 @@ def test_screen_and_language_rows_filter_the_dashboard(open_page: Callable[..., 
     env.locator(".label", has_text="de-DE").click()
     page.wait_for_function("() => location.hash.includes('visit%3Alanguage%3D%3Dde-DE')")
     assert page.locator(".chip").count() == 2
+    env = panel(page, "environment")
+    env.locator(".tab", has_text="Time zones").click()
+    env.locator(".label", has_text="Europe/Berlin").click()
+    page.wait_for_function("() => decodeURIComponent(location.hash).includes('visit:timezone==Europe/Berlin')")
+    assert page.locator(".chip").count() == 3
 
 
 def test_goals_and_funnels_are_managed_from_the_page(open_page: Callable[..., Page], server: str) -> None:

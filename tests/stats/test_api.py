@@ -147,7 +147,8 @@ def test_s3_through_httpfs_same_code_path(s3_client: TestClient) -> None:
     assert rows and "country" in rows[0]
 
 
-@pytest.mark.parametrize(("prop", "key"), [("visit:screen", "screen"), ("visit:language", "language")])
+@pytest.mark.parametrize(("prop", "key"), [("visit:screen", "screen"), ("visit:language", "language"),
+                                         ("visit:timezone", "timezone")])
 def test_screen_and_language_break_down_and_filter_alike(client: TestClient, prop: str, key: str) -> None:
     """The dashboard's environment rows filter by the visit's screen class and language:
     each row's visitors are what the filter on its value counts."""

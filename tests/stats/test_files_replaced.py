@@ -144,3 +144,46 @@ def test_a_build_waiting_behind_a_failed_one_meets_no_second_build(local_storage
     finally:
         engine.close()
 
+
+
+def test_days_compacted_before_the_visits_kept_a_column_read_it_as_none(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A visits column added later (`timezone`): the days compacted before it lack it,
+    in some files or in all; every question still answers, those days as none."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from traceglider import demo_data
+    from traceglider.stats.api import handle
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.compact import compact
+    from traceglider.storage.layout import VISITS_PREFIX
+    from traceglider.storage.local import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    demo_data.generate(storage, "old.example", 3_000, days=4, seed=3, now=1_764_244_800.0)
+    compact(storage)
+    keys = sorted(i.key for i in storage.list(VISITS_PREFIX))
+    assert len(keys) >= 3
+
+    def drop_timezone(key: str) -> None:
+        table = pq.read_table(io.BytesIO(storage.get(key)))
+        out = io.BytesIO()
+        pq.write_table(table.drop_columns(["timezone"]), out)
+        storage.put(key, out.getvalue())
+
+    base = {"site_id": "old.example", "period": "7d", "date": "2025-11-27", "metrics": "visitors"}
+    for old in (keys[:1], keys):  # one old day, then every day old
+        for key in old[1:] if old == keys else old:
+            drop_timezone(key)
+        engine = Engine(storage, result_entries=0)
+        try:
+            rows = handle("breakdown", engine, {**base, "property": "visit:timezone"})["results"]
+            total = handle("aggregate", engine, base)["results"]["visitors"]["value"]
+            assert total > 0
+            assert sum(r["visitors"] for r in rows) >= total  # every visitor under some zone or none
+            zones = {r["timezone"] for r in rows}
+            assert "(none)" in zones
+            assert (zones == {"(none)"}) == (old == keys)  # the days compacted since keep their zones
+        finally:
+            engine.close()

@@ -27,7 +27,7 @@ from traceglider.errors import Unavailable
 from traceglider.memory import duckdb_share, memory_total
 from traceglider.stats import plan as P
 from traceglider.stats.cache import ResultCache
-from traceglider.stats.sql import Relations
+from traceglider.stats.sql import VISIT_FILE_COLUMNS, Relations
 from traceglider.storage.layout import (
     EVENTS_PREFIX,
     VISIT_TIMEOUT_MINUTES,
@@ -46,6 +46,7 @@ T = TypeVar("T")
 SESSION_GAP = timedelta(minutes=VISIT_TIMEOUT_MINUTES)
 RESULT_ENTRIES = 512
 RUN_ENTRIES = 8
+VISIT_COLUMN_ENTRIES = 256
 LIST_TTL_SECONDS = 2.0
 RETIRE_SECONDS = 20.0  # an evicted run's tables are dropped this long after
 
@@ -71,6 +72,7 @@ class Engine:
         self._con: Any = None
         self._lock = threading.Lock()
         self._listing: dict[str, tuple[float, P.Listing]] = {}
+        self._visit_columns: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._runs: OrderedDict[str, _RunTables] = OrderedDict()
         self._run_locks: dict[str, threading.Lock] = {}
         self._retired: list[tuple[float, _RunTables]] = []
@@ -159,9 +161,33 @@ class Engine:
         sources = self.plan(q.site, q.start, q.end)
         self._retire([])
         runs = tuple(self._run_tables(run) for run in sources.runs)
-        r = Relations(tuple(self.uris(sources.event_files)), tuple(self.uris(sources.visit_files)),
-                      tuple((t.events, t.visits) for t in runs))
+        visit_files = tuple(self.uris(sources.visit_files))
+        r = Relations(tuple(self.uris(sources.event_files)), visit_files,
+                      tuple((t.events, t.visits) for t in runs), self._visit_missing(visit_files))
         return r, sources.signature
+
+    def _visit_missing(self, uris: tuple[str, ...]) -> tuple[str, ...]:
+        """Visit columns none of `uris` has: days compacted before the column existed
+        are read with it NULL (`union_by_name` fills it for the others). Footers only,
+        and DuckDB keeps them (parquet_metadata_cache)."""
+        if not uris:
+            return ()
+        with self._lock:
+            hit = self._visit_columns.get(uris)
+        if hit is None:
+            cur = self.cursor()
+            try:
+                cur.execute("SELECT * FROM read_parquet($f, union_by_name = true, hive_partitioning = false) LIMIT 0",
+                            {"f": list(uris)})
+                present = {d[0] for d in cur.description}
+            finally:
+                cur.close()
+            hit = tuple(c for c in VISIT_FILE_COLUMNS if c not in present)
+            with self._lock:
+                self._visit_columns[uris] = hit
+                while len(self._visit_columns) > VISIT_COLUMN_ENTRIES:
+                    self._visit_columns.pop(next(iter(self._visit_columns)))
+        return hit
 
     def run(self, build: Callable[[Relations], tuple[str, dict[str, Any]]], q: Question) -> list[tuple]:
         """Plan `q`, build its SQL with `build(relations)`, fetch (cached)."""

@@ -49,6 +49,7 @@ PROPERTIES: dict[str, tuple[str, str]] = {
     "visit:os_version": ("visit", "os_version"),
     "visit:screen": ("visit", "screen"),  # Mobile < 576 px, Tablet < 992, Laptop < 1440, Desktop
     "visit:language": ("visit", "language"),  # the browser's, an extension of ours
+    "visit:timezone": ("visit", "timezone"),  # the browser's IANA zone, ours too
 }
 PROP_KEY = re.compile(r"^[A-Za-z0-9_.\- ]{1,64}$")
 OPERATORS = ("==", "!=", "~", "!~")  # match (with * and ** globs), not, contains, not contains

@@ -37,7 +37,7 @@ VISIT_COLUMNS = {
     "visit:city": "city", "visit:city_name": "city_name",
     "visit:device": "device_type", "visit:browser": "browser", "visit:browser_version": "browser_version",
     "visit:os": "os", "visit:os_version": "os_version", "visit:screen": "screen", "visit:language": "language",
-    "visit:entry_page_hostname": "hostname",
+    "visit:entry_page_hostname": "hostname", "visit:timezone": "timezone",
 }
 _EVENT_SELECT = ("received_at AS ts, hash(visitor_id) AS vh, visit_id AS vkey, type, name, path, hostname, "
                  f"CASE WHEN type IN {INTER} THEN props END AS props, scroll_depth, engagement_ms")
@@ -48,9 +48,17 @@ VISIT_COLUMNS_READ = ("vkey", "vh", "start", "end", "duration", "entry_page", "e
                       "interactions", "events", "start_day_pageviews", "start_day_events", "engaged_ms", "bounce",
                       "scroll_depth", "referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
                       "utm_term", "utm_content", "country", "region", "city", "city_name", "device_type",
-                      "browser", "browser_version", "os", "os_version", "screen", "language")
-_VISIT_SELECT = "visit_id AS vkey, visitor_hash AS vh, " + ", ".join(
-    f'"{c}"' if c == "end" else c for c in VISIT_COLUMNS_READ[2:])
+                      "browser", "browser_version", "os", "os_version", "screen", "language", "timezone")
+# the columns of the visits files (`vkey` and `vh` are stored as visit_id, visitor_hash)
+VISIT_FILE_COLUMNS = ("visit_id", "visitor_hash", *VISIT_COLUMNS_READ[2:])
+
+
+def _visit_select(missing: tuple[str, ...] = ()) -> str:
+    """The visits' columns as `vi` names them; NULL for those its files lack (files
+    compacted before the column existed)."""
+    return "visit_id AS vkey, visitor_hash AS vh, " + ", ".join(
+        f'NULL::{_VISIT_TYPES.get(c, "VARCHAR")} AS "{c}"' if c in missing else f'"{c}"'
+        for c in VISIT_COLUMNS_READ[2:])
 
 
 @dataclass
@@ -71,6 +79,7 @@ class Relations:
     event_files: tuple[str, ...] = ()
     visit_files: tuple[str, ...] = ()
     run_tables: tuple[tuple[str, str], ...] = ()  # (events table, visits table)
+    visit_missing: tuple[str, ...] = ()  # visit columns none of visit_files has
 
 
 def relations(r: Relations, p: Params) -> str:
@@ -84,9 +93,9 @@ def relations(r: Relations, p: Params) -> str:
     if r.visit_files:
         # a run's visits replace those of the compacted day before that it continued
         where = f" WHERE visit_id NOT IN ({replaced})" if replaced else ""
-        vi.append(f"SELECT {_VISIT_SELECT} FROM read_parquet({p.add(list(r.visit_files))}, "
-                  f"hive_partitioning = false){where}")
-    vi += [f"SELECT {_VISIT_SELECT} FROM {v}" for _, v in r.run_tables]
+        vi.append(f"SELECT {_visit_select(r.visit_missing)} FROM read_parquet({p.add(list(r.visit_files))}, "
+                  f"union_by_name = true, hive_partitioning = false){where}")
+    vi += [f"SELECT {_visit_select()} FROM {v}" for _, v in r.run_tables]
     if not ev:
         ev.append(f"SELECT {_EVENT_NULLS} WHERE false")
     if not vi:

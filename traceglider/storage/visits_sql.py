@@ -28,14 +28,14 @@ from traceglider.storage.layout import VISIT_ID_SQL, VISIT_TIMEOUT_MINUTES
 # A visit's attributes: those of its first pageview, or of its first event without one.
 _EVENT_ATTRIBUTES = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
                      "utm_term", "utm_content", "country", "region", "city", "city_name", "device_type",
-                     "browser", "browser_version", "os", "os_version", "screen_width", "language")
+                     "browser", "browser_version", "os", "os_version", "screen_width", "language", "timezone")
 # the columns of the event files a visit is made of
 VISIT_INPUT_COLUMNS = ("visitor_id", "received_at", "type", "path", "hostname", "scroll_depth",
                        "engagement_ms", *_EVENT_ATTRIBUTES)
 # the visits' attribute columns (schema.VISIT_ATTRIBUTES; no pyarrow import here)
 VISIT_ATTRIBUTES = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign", "utm_term",
                     "utm_content", "country", "region", "city", "city_name", "device_type", "browser",
-                    "browser_version", "os", "os_version", "screen", "language")
+                    "browser_version", "os", "os_version", "screen", "language", "timezone")
 _DEFAULTS = {"source": "'Direct / None'", "channel": "'direct'"}
 VISITOR_HASH_SQL = "('0x' || md5(coalesce({v}, ''))[1:15])::BIGINT"
 SCREEN_SQL = ("CASE WHEN {w} IS NULL THEN NULL WHEN {w} < 576 THEN 'Mobile' WHEN {w} < 992 THEN 'Tablet' "
@@ -135,7 +135,7 @@ READ_TYPES = {
     "utm_source": "VARCHAR", "utm_medium": "VARCHAR", "utm_campaign": "VARCHAR", "utm_term": "VARCHAR",
     "utm_content": "VARCHAR", "country": "VARCHAR", "region": "VARCHAR", "city": "INTEGER", "city_name": "VARCHAR",
     "device_type": "VARCHAR", "browser": "VARCHAR", "browser_version": "VARCHAR", "os": "VARCHAR",
-    "os_version": "VARCHAR", "screen_width": "INTEGER", "language": "VARCHAR",
+    "os_version": "VARCHAR", "screen_width": "INTEGER", "language": "VARCHAR", "timezone": "VARCHAR",
 }
 
 

@@ -697,8 +697,8 @@
   EXTRA.environment = function (card) {
     var tabsList = [["screen", "Screen sizes"], ["language", "Languages"], ["timezone", "Time zones"]];
     var prop = pickTab("environment", tabsList);
-    // screens and languages are the visit's (its first page's), so a row filters the dashboard
-    var filterProp = { screen: "visit:screen", language: "visit:language" }[prop] || "";
+    // the visit's (its first page's), so a row filters the dashboard
+    var filterProp = { screen: "visit:screen", language: "visit:language", timezone: "visit:timezone" }[prop];
     var spec = { prop: filterProp, key: prop, metrics: ["visitors"], title: "Environment · " + tabsList.filter(function (t) { return t[0] === prop; })[0][1],
       keyLabel: tabsList.filter(function (t) { return t[0] === prop; })[0][1] };
     if (filterProp) { spec.onClick = function (r) { if (r[prop] !== "(none)") { addFilter(filterProp, r[prop]); } }; }
