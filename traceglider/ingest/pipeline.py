@@ -104,10 +104,10 @@ class Pipeline:
         shared = all(row.get("site", request.site) == request.site
                      and row.get("received_at", request.received_at) == request.received_at for row in rows)
         current = rows
+        started = clock()  # one clock reading between steps (not two per step)
         for name, step in self.steps:
             if not current:
                 break
-            started = clock()
             whole: RequestStep | None = getattr(step, "per_request", None) if shared else None
             if whole is not None:
                 try:
@@ -122,7 +122,9 @@ class Pipeline:
                 elif columns:
                     for row in current:
                         row.update(columns)
-                seconds.append((name, clock() - started))
+                finished = clock()
+                seconds.append((name, finished - started))
+                started = finished
                 continue
             kept: list[dict[str, Any]] = []
             for row in current:
@@ -139,7 +141,9 @@ class Pipeline:
                 else:
                     kept.append(result)
             current = kept
-            seconds.append((name, clock() - started))
+            finished = clock()
+            seconds.append((name, finished - started))
+            started = finished
         with self._lock:
             for name, spent in seconds:
                 self.step_seconds[name] = self.step_seconds.get(name, 0.0) + spent

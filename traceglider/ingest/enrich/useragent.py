@@ -188,6 +188,21 @@ def user_agent_columns(user_agent: str, ctx: dict[str, Any], headers: dict[str, 
 
 HINT_HEADERS = ("sec-ch-ua", "sec-ch-ua-platform", "sec-ch-ua-mobile")
 HINT_CTX = ("brands", "platform", "mobile", "touch")
+# Stored columns by user agent and hints: a visitor's next requests cost one lookup
+# instead of applying the hints again. Oldest first; dict operations are atomic.
+_by_hints: dict[tuple[Any, ...], tuple[str | None, ...]] = {}
+
+
+def _columns_of(request: RequestInfo) -> tuple[str | None, ...]:
+    ctx, headers = request.ctx, request.headers
+    key = (request.user_agent, ctx.get("brands"), ctx.get("platform"), ctx.get("mobile"), ctx.get("touch"),
+           headers.get("sec-ch-ua"), headers.get("sec-ch-ua-platform"), headers.get("sec-ch-ua-mobile"))
+    found = _by_hints.get(key)
+    if found is None:
+        found = _by_hints[key] = user_agent_columns(request.user_agent, ctx, headers)
+        if len(_by_hints) > UA_CACHE_SIZE:
+            _by_hints.pop(next(iter(_by_hints)), None)
+    return found
 
 
 def later_work(request: RequestInfo) -> dict[str, Any]:
@@ -209,7 +224,7 @@ def make_user_agent_step(store_user_agent: bool = False) -> Any:
                 request.cache["later"] = True
                 info = (None,) * 5
             else:
-                info = user_agent_columns(request.user_agent, request.ctx, request.headers)
+                info = _columns_of(request)
             request.cache["ua"] = info
         if request.cache.get("later"):
             row["_later"] = request.cache.get("later_work") or request.cache.setdefault(
