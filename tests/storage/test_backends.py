@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import DAY_US, row, stored_ids
+from traceglider.errors import StorageError
 from traceglider.storage.layout import object_key, parse_key
+from traceglider.storage.local import LocalStorage
 from traceglider.storage.parquet import list_partitions, write_rows
+from traceglider.storage.s3 import S3Storage
 
 NOW_US = 1_764_280_000_000_000  # 2025-11-27T21:46:40Z
 
@@ -27,8 +32,22 @@ def test_if_absent_never_replaces_an_object(storage):
     assert storage.get("x/obj") == b"first"
 
 
-def test_health_passes_on_a_reachable_store(storage):
+def test_health_passes_on_a_reachable_store_and_leaves_nothing_behind(storage):
+    storage.put("kept/obj", b"1")
     storage.health()
+    storage.health()  # again: the probe of a local store is removed, S3's only lists
+    assert [o.key for o in storage.list("")] == ["kept/obj"]
+
+
+def test_health_fails_with_a_storage_error_on_an_unreachable_store(storage, tmp_path):
+    if isinstance(storage, LocalStorage):
+        blocker = tmp_path / "a-file"
+        blocker.write_text("x")
+        unreachable = LocalStorage(blocker / "data")  # a root that cannot be a directory
+    else:
+        unreachable = S3Storage(f"s3://tg-missing-{uuid.uuid4().hex[:8]}/tg", endpoint_url=storage.endpoint_url)
+    with pytest.raises(StorageError, match="not writable|not reachable"):
+        unreachable.health()
 
 
 def test_rows_land_in_hive_partitions_by_site_and_utc_date(storage):
