@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from traceglider.ingest.enrich.remembered import Remembered
 from traceglider.ingest.pipeline import Drop, RequestInfo
 
 UA_CACHE_SIZE = 16384
@@ -49,30 +49,23 @@ def _compile(patterns: list[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
 _ANCHORED, _FLOATING = _compile(load_patterns())
 
 
-@lru_cache(maxsize=UA_CACHE_SIZE)
-def is_bot_user_agent(user_agent: str) -> bool:
-    """True for an empty user agent or one that matches the crawler patterns."""
-    if not user_agent.strip():
-        return True
+def _matches(user_agent: str) -> bool:
     # A user agent seen for the first time costs about 240 us here (the patterns'
     # alternation at every position); a known one, a lookup.
-    verdict = bool(_ANCHORED.match(user_agent) or _FLOATING.search(user_agent))
-    _known[user_agent] = verdict
-    if len(_known) > UA_CACHE_SIZE:
-        _known.pop(next(iter(_known)), None)
-    return verdict
+    return bool(_ANCHORED.match(user_agent) or _FLOATING.search(user_agent))
 
 
-# The verdicts found, for `known_bot_user_agent` (lru_cache cannot be asked whether
-# it holds a value without computing it). Oldest first; dict operations are atomic.
-_known: dict[str, bool] = {}
+_VERDICTS = Remembered(_matches, UA_CACHE_SIZE)
+
+
+def is_bot_user_agent(user_agent: str) -> bool:
+    """True for an empty user agent or one that matches the crawler patterns."""
+    return not user_agent.strip() or _VERDICTS(user_agent)
 
 
 def known_bot_user_agent(user_agent: str) -> bool | None:
     """`is_bot_user_agent` if it is known without matching the patterns, else None."""
-    if not user_agent.strip():
-        return True
-    return _known.get(user_agent)
+    return True if not user_agent.strip() else _VERDICTS.known(user_agent)
 
 
 def is_automated(request: RequestInfo) -> str | None:

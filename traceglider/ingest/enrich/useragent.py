@@ -14,10 +14,10 @@ values stored before under the new names.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from traceglider import value_names
+from traceglider.ingest.enrich.remembered import Remembered
 from traceglider.ingest.pipeline import Drop, RequestInfo
 
 UA_CACHE_SIZE = 16384
@@ -82,25 +82,6 @@ def _version(*parts: str | None) -> str | None:
     return f"{major}.{minor}" if minor else major
 
 
-@lru_cache(maxsize=UA_CACHE_SIZE)
-def parse_user_agent(user_agent: str) -> ParsedUA:
-    parsed = _parse(user_agent)
-    _known[user_agent] = parsed
-    if len(_known) > UA_CACHE_SIZE:
-        _known.pop(next(iter(_known)), None)
-    return parsed
-
-
-# The user agents parsed, for `known_user_agent` (lru_cache cannot be asked whether
-# it holds a value without computing it). Oldest first; dict operations are atomic.
-_known: dict[str, ParsedUA] = {}
-
-
-def known_user_agent(user_agent: str) -> ParsedUA | None:
-    """`parse_user_agent` if it is known without parsing, else None."""
-    return _known.get(user_agent)
-
-
 def _parse(user_agent: str) -> ParsedUA:
     global _PARSER
     if _PARSER is None:
@@ -126,6 +107,18 @@ def _parse(user_agent: str) -> ParsedUA:
     else:
         device = "other"
     return ParsedUA(browser, version, os_name, os_version, device)
+
+
+_PARSED = Remembered(_parse, UA_CACHE_SIZE)
+
+
+def parse_user_agent(user_agent: str) -> ParsedUA:
+    return _PARSED(user_agent)
+
+
+def known_user_agent(user_agent: str) -> ParsedUA | None:
+    """`parse_user_agent` if it is known without parsing, else None."""
+    return _PARSED.known(user_agent)
 
 
 def _brand(brands: list[str]) -> str | None:
@@ -189,20 +182,24 @@ def user_agent_columns(user_agent: str, ctx: dict[str, Any], headers: dict[str, 
 HINT_HEADERS = ("sec-ch-ua", "sec-ch-ua-platform", "sec-ch-ua-mobile")
 HINT_CTX = ("brands", "platform", "mobile", "touch")
 # Stored columns by user agent and hints: a visitor's next requests cost one lookup
-# instead of applying the hints again. Oldest first; dict operations are atomic.
-_by_hints: dict[tuple[Any, ...], tuple[str | None, ...]] = {}
+# instead of applying the hints again.
+HintsKey = tuple[Any, ...]  # the user agent, then HINT_CTX's values, then HINT_HEADERS'
+
+
+def _columns_for(key: HintsKey) -> tuple[str | None, ...]:
+    ctx = {name: value for name, value in zip(HINT_CTX, key[1:5], strict=True) if value is not None}
+    headers = {name: value for name, value in zip(HINT_HEADERS, key[5:], strict=True) if value is not None}
+    return user_agent_columns(key[0], ctx, headers)
+
+
+_BY_HINTS = Remembered(_columns_for, UA_CACHE_SIZE)
 
 
 def _columns_of(request: RequestInfo) -> tuple[str | None, ...]:
     ctx, headers = request.ctx, request.headers
-    key = (request.user_agent, ctx.get("brands"), ctx.get("platform"), ctx.get("mobile"), ctx.get("touch"),
-           headers.get("sec-ch-ua"), headers.get("sec-ch-ua-platform"), headers.get("sec-ch-ua-mobile"))
-    found = _by_hints.get(key)
-    if found is None:
-        found = _by_hints[key] = user_agent_columns(request.user_agent, ctx, headers)
-        if len(_by_hints) > UA_CACHE_SIZE:
-            _by_hints.pop(next(iter(_by_hints)), None)
-    return found
+    return _BY_HINTS((request.user_agent, ctx.get("brands"), ctx.get("platform"), ctx.get("mobile"),
+                      ctx.get("touch"), headers.get("sec-ch-ua"), headers.get("sec-ch-ua-platform"),
+                      headers.get("sec-ch-ua-mobile")))
 
 
 def later_work(request: RequestInfo) -> dict[str, Any]:
