@@ -93,3 +93,16 @@ def test_healthz_shows_each_pipeline_steps_drops_and_time_beside_the_totals(tmp_
     assert steps["bots"]["dropped"] == {"bot": 2}
     assert all(step["dropped"] == {} for name, step in steps.items() if name != "bots")
     assert steps["identity"]["seconds"] > 0  # the kept event went through every step
+
+
+def test_an_app_that_only_collects_never_builds_an_engine(tmp_path: Path) -> None:
+    from tests.helpers import BROWSER_UA, batch
+
+    app = create_app(settings_for(tmp_path / "data", TG_SITES="example.com").replace(mode="lambda"))
+    client = TestClient(app, headers={"user-agent": BROWSER_UA})  # as Mangum runs it: no lifespan
+    assert client.post("/collect", json=batch("example.com", ["one"])).status_code == 202
+    assert client.get("/healthz").status_code == 200
+    assert app.state.engine.built is None and app.state.answers is None and app.state.maintainer is None
+    stats = client.get("/api/v1/stats/aggregate", params={"site_id": "example.com", "period": "day"}, headers=AUTH)
+    assert stats.status_code == 200 and app.state.engine.built is not None  # built when first asked
+    app.state.engine.close()

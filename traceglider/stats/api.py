@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class AppEngine:
     """The one stats engine of an app (one DuckDB database and its caches), shared by
     its routers and closed by its shutdown (`app.create_app` owns it). Built on first
-    use, so a Lambda cold start that only collects never imports the stats chain; an
+    use, so an app that only collects (a Lambda) never builds one nor opens DuckDB; an
     app built again on the same storage gets an engine of its own."""
 
     def __init__(self, settings: Settings, storage: Storage, clock: Callable[[], float] = time.time) -> None:
