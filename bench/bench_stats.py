@@ -8,6 +8,10 @@ files (`plain()`): the physical limit of answering from this layout.
     .venv/bin/python bench/bench_stats.py --store /work/data-10m/local [--repeat 5] [--s3]
     .venv/bin/python bench/bench_stats.py --generate 10000000 --store /work/data-10m/local
 
+With `--s3` the store is copied to a moto server on loopback and the default view is
+read from there; its baseline is plain DuckDB reading every column that view needs
+once (`plain_scan`), over the same S3 and on local disk.
+
 `--generate N` writes N demo events over 30 days as `demo-data` does (past days
 compacted, visits written), into `--store`. The figures are written as Markdown.
 """
@@ -136,6 +140,30 @@ def child_plain(store: str, filters: str) -> dict:
     return {"first": time.perf_counter() - t0}
 
 
+def child_plain_scan(store: str, endpoint: str | None) -> dict:
+    """Plain DuckDB reading, once, every column of the 30 days' events and visits that
+    the default view reads (through the same connection setup, so the same S3 client
+    settings): what fetching the data costs on this storage, before any question."""
+    from datetime import UTC, datetime, timedelta
+
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.duck import connect
+
+    storage = _storage(store, endpoint)
+    engine = Engine(storage)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None) + timedelta(days=1)
+    sources = engine.plan(SITE, end - timedelta(days=30), end)
+    ev, vi = engine.uris(sources.event_files), engine.uris(sources.visit_files)
+    engine.close()
+    t0 = time.perf_counter()
+    con = connect(storage)
+    con.execute("SELECT count(DISTINCT visitor_id), count(DISTINCT path), count(DISTINCT name), max(epoch_us(received_at)), "
+                "max(visit_id), max(scroll_depth), max(type) FROM read_parquet($f)", {"f": ev}).fetchall()
+    con.execute("SELECT count(DISTINCT visitor_hash), max(epoch_us(start)), max(source), max(country), max(device_type), "
+                "max(duration), max(pageviews) FROM read_parquet($f)", {"f": vi}).fetchall()
+    return {"first": time.perf_counter() - t0}
+
+
 def _storage(store: str, endpoint: str | None):  # type: ignore[no-untyped-def]
     if store.startswith("s3://"):
         from traceglider.storage.s3 import S3Storage
@@ -195,7 +223,8 @@ def main() -> None:
         what, *rest = args.child
         result = {"dashboard": lambda: child_dashboard(rest[0], rest[1] if len(rest) > 1 else None),
                   "filtered": lambda: child_filtered(rest[0], rest[1]),
-                  "plain": lambda: child_plain(rest[0], rest[1])}[what]()
+                  "plain": lambda: child_plain(rest[0], rest[1]),
+                  "plain_scan": lambda: child_plain_scan(rest[0], rest[1] if len(rest) > 1 else None)}[what]()
         print(json.dumps(result))
         return
     if args.generate:
@@ -255,10 +284,18 @@ def s3_rows(store: str, repeat: int) -> list[list[str]]:
         for prefix in ("events/", "visits/", "_sites/"):
             for info in local.list(prefix):
                 s3.put(info.key, local.get(info.key))
-        cold = [run_child("dashboard", "s3://tg-bench/data", endpoint)[0]["cold"] for _ in range(repeat)]
+        cold, plain = [], []
+        for _ in range(repeat):
+            cold.append(run_child("dashboard", "s3://tg-bench/data", endpoint)[0]["cold"])
+            plain.append(run_child("plain_scan", "s3://tg-bench/data", endpoint)[0]["first"])
+        local = [run_child("plain_scan", store)[0]["first"] for _ in range(repeat)]
     finally:
         server.stop()
-    return [["default dashboard view on S3 (moto on loopback), fresh process", spread(cold), "-", "-", load()]]
+    ratio = statistics.median(cold) / statistics.median(plain)
+    return [["default dashboard view on S3 (moto on loopback), fresh process", spread(cold), spread(plain),
+             f"{ratio:.2f}x", load()],
+            ["  plain DuckDB reading those files once, local disk (the same columns)", "-", spread(local), "-",
+             load()]]
 
 
 if __name__ == "__main__":
