@@ -111,6 +111,9 @@ def test_a_503_batch_waiting_to_be_retried_leaves_in_the_beacon_when_the_page_cl
     page.evaluate("traceglider.track('Kept')")
     while len(attempts) < 1:
         visit.sleep(0.05)
+    # The beacon goes straight to the collector: a routed request of a page being
+    # closed can be lost before the test's handler lets it through (a flaky 1 in 5).
+    page.unroute(visit.collector.origin + "/collect")
     page.close(run_before_unload=True)
     rows = visit.events(2, where=lambda r: r["type"] in ("pageview", "custom"))
     assert sorted(r["name"] for r in rows) == ["Kept", "pageview"]
