@@ -157,10 +157,11 @@ def child_plain_scan(store: str, endpoint: str | None) -> dict:
     engine.close()
     t0 = time.perf_counter()
     con = connect(storage)
-    con.execute("SELECT count(DISTINCT visitor_id), count(DISTINCT path), count(DISTINCT name), max(epoch_us(received_at)), "
-                "max(visit_id), max(scroll_depth), max(type) FROM read_parquet($f)", {"f": ev}).fetchall()
-    con.execute("SELECT count(DISTINCT visitor_hash), max(epoch_us(start)), max(source), max(country), max(device_type), "
-                "max(duration), max(pageviews) FROM read_parquet($f)", {"f": vi}).fetchall()
+    con.execute("SELECT count(DISTINCT visitor_id), count(DISTINCT path), count(DISTINCT name), "
+                "max(epoch_us(received_at)), max(visit_id), max(scroll_depth), max(type) FROM read_parquet($f)",
+                {"f": ev}).fetchall()
+    con.execute("SELECT count(DISTINCT visitor_hash), max(epoch_us(start)), max(source), max(country), "
+                "max(device_type), max(duration), max(pageviews) FROM read_parquet($f)", {"f": vi}).fetchall()
     return {"first": time.perf_counter() - t0}
 
 
