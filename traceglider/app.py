@@ -187,7 +187,7 @@ def create_app(
     app.include_router(sites_router(settings, storage))
     app.include_router(v2_router(settings, engine))
     app.add_middleware(StatsCORS, origins=tuple(settings.stats_cors_origins))
-    app.include_router(dashboard_router(settings, storage, engine, answers))
+    app.include_router(dashboard_router(settings, storage, engine, answers, clock))
     app.include_router(rights_router(settings, storage, sink))
     tracker = TrackerScript()
 

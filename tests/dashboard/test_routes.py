@@ -3,11 +3,15 @@ the server: a copy of the cookie is worth nothing after either."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.helpers import MovableClock
+from traceglider.app import create_app
 from traceglider.config import load
 from traceglider.dashboard.routes import COOKIE, dashboard_router
 from traceglider.stats.api import AppEngine
@@ -16,11 +20,11 @@ from traceglider.storage.local import LocalStorage
 SECRET = "sessions-test-secret-0123456789abcdef"
 
 
-def dashboard(root: Path, token: str) -> TestClient:
+def dashboard(root: Path, token: str, clock: Callable[[], float] = time.time) -> TestClient:
     settings = load(env={"TG_STORAGE": str(root), "TG_API_TOKEN": token, "TG_SECRET": SECRET})
     app = FastAPI()
     storage = LocalStorage(root)
-    app.include_router(dashboard_router(settings, storage, AppEngine(settings, storage)))
+    app.include_router(dashboard_router(settings, storage, AppEngine(settings, storage), clock=clock))
     return TestClient(app)
 
 
@@ -72,3 +76,24 @@ def test_logging_in_often_with_the_right_token_is_never_refused(tmp_path: Path) 
     answers = [client.post("/dashboard/login", data={"token": "owner-token-0123456789"},
                            follow_redirects=False).status_code for _ in range(30)]
     assert answers == [303] * 30
+
+
+def test_a_session_lasts_its_30_days_on_the_apps_clock(tmp_path: Path) -> None:
+    clock = MovableClock()
+    client = dashboard(tmp_path, "owner-token-0123456789", clock)
+    cookie = logged_in(client, "owner-token-0123456789")
+    clock.advance(29 * 86_400)
+    assert me(client, cookie) == 200
+    clock.advance(2 * 86_400)  # 31 days on: expired, though no wall-clock second passed
+    assert me(client, cookie) == 401
+
+
+def test_the_apps_clock_reaches_the_dashboard(tmp_path: Path) -> None:
+    clock = MovableClock()
+    settings = load(env={"TG_STORAGE": str(tmp_path / "data"), "TG_API_TOKEN": "app-token-0123456789",
+                         "TG_SECRET": SECRET})
+    client = TestClient(create_app(settings, clock=clock))
+    cookie = logged_in(client, "app-token-0123456789")
+    assert me(client, cookie) == 200
+    clock.advance(31 * 86_400)
+    assert me(client, cookie) == 401

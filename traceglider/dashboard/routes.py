@@ -82,7 +82,8 @@ def sign(settings: Settings, payload: dict[str, Any]) -> str:
     return f"{body}.{mac}"
 
 
-def unsign(settings: Settings, value: str) -> dict[str, Any] | None:
+def unsign(settings: Settings, value: str, now: float) -> dict[str, Any] | None:
+    """The payload of a cookie we signed, unless forged or expired at `now`."""
     body, _, mac = value.partition(".")
     good = hmac.new(_key(settings), body.encode(), hashlib.sha256).hexdigest()
     if not mac or not hmac.compare_digest(mac, good):
@@ -91,7 +92,7 @@ def unsign(settings: Settings, value: str) -> dict[str, Any] | None:
         payload = json.loads(bytes.fromhex(body))
     except ValueError:
         return None
-    if not isinstance(payload, dict) or payload.get("exp", 0) < time.time():
+    if not isinstance(payload, dict) or payload.get("exp", 0) < now:
         return None
     return payload
 
@@ -107,8 +108,9 @@ class EndedSessions:
     ending is known to this process at once. Entries go when the session would have
     expired anyway."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, clock: Callable[[], float] = time.time) -> None:
         self.storage = storage
+        self.clock = clock  # wall time: the sessions' expiry, as in their cookies
         self._known: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
 
@@ -138,7 +140,7 @@ class EndedSessions:
             self._known[sid] = (True, float("inf"))
         self.storage.put(ENDED_PREFIX + sid, str(expires).encode())
         try:
-            now = time.time()
+            now = self.clock()
             old = [info.key for info in self.storage.list(ENDED_PREFIX)
                    if _expired(self.storage, info.key, now)]
             if old:
@@ -190,17 +192,18 @@ def _json_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
 
 
 def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[[], Engine],
-                     answers: Answers | None = None) -> APIRouter:
+                     answers: Answers | None = None, clock: Callable[[], float] = time.time) -> APIRouter:
     """The dashboard's routes over the app's engine and, when it keeps them, its
-    prepared answers (None: every panel computed while the browser waits)."""
+    prepared answers (None: every panel computed while the browser waits); `clock`
+    (the app's) dates sessions and share links."""
     router = APIRouter(include_in_schema=False)
     login_limiter = RateLimiter(LOGIN_TRIES_PER_MINUTE)
 
-    ended = EndedSessions(storage)
+    ended = EndedSessions(storage, clock)
 
     def session(request: Request) -> dict[str, Any] | None:
         raw = request.cookies.get(COOKIE)
-        payload = unsign(settings, raw) if raw else None
+        payload = unsign(settings, raw, clock()) if raw else None
         if payload and ended.has(str(payload.get("sid", ""))):
             return None  # logged out: the cookie a browser may still hold is dead
         if payload and payload.get("share"):
@@ -220,7 +223,7 @@ def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[
         return data if isinstance(data, dict) and data.get("site") else None
 
     def set_cookie(response: Response, request: Request, payload: dict[str, Any]) -> None:
-        payload = {**payload, "exp": int(time.time()) + SESSION_DAYS * 86400,
+        payload = {**payload, "exp": int(clock()) + SESSION_DAYS * 86400,
                    "sid": secrets.token_urlsafe(16)}
         response.set_cookie(COOKIE, sign(settings, payload), max_age=SESSION_DAYS * 86400,
                             httponly=True, samesite="strict", path="/",
@@ -261,7 +264,7 @@ def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[
     @router.post("/dashboard/logout")
     def logout(request: Request) -> Response:
         raw = request.cookies.get(COOKIE)
-        payload = unsign(settings, raw) if raw else None
+        payload = unsign(settings, raw, clock()) if raw else None
         if payload and payload.get("sid"):
             ended.end(str(payload["sid"]), int(payload.get("exp", 0)))
         response = RedirectResponse("/dashboard", status_code=303)
@@ -325,7 +328,7 @@ def dashboard_router(settings: Settings, storage: Storage, get_engine: Callable[
         site = parse_site_id(site_id, "site_id is required")
         share_id = secrets.token_urlsafe(24)  # 192 bits
         storage.put(f"{SHARES_PREFIX}{share_id}.json",
-                    json.dumps({"site": site, "created": int(time.time())}).encode())
+                    json.dumps({"site": site, "created": int(clock())}).encode())
         return {"id": share_id, "url": f"/share/{share_id}", "site": site}
 
     @router.delete("/dashboard/api/shares/{share_id}")
