@@ -15,7 +15,7 @@ from tests.helpers import BROWSER_UA, batch
 from tests.tcp_proxy import PausableProxy
 
 TIMEOUT = 2.0
-SLACK = 2.0  # scheduling on a loaded machine; the old waits were fifteen times the bound
+SLACK = 6.0  # scheduling on a loaded machine (5.1 s seen at load 8 for a 2 s bound); the old waits were 30-56 s
 AUTH = {"authorization": "Bearer owner-token"}
 
 

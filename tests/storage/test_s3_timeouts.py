@@ -14,7 +14,7 @@ from tests.tcp_proxy import SilentServer
 from traceglider.errors import StorageError
 
 TIMEOUT = 2.0
-SLACK = 1.5  # scheduling on a loaded machine; the old waits were ten times the bound
+SLACK = 4.0  # scheduling on a loaded machine; the old waits were 20-120 s
 
 
 @pytest.fixture
