@@ -74,3 +74,17 @@ def test_a_range_without_events_exports_a_csv_with_its_header(
                  "--to", "2020-01-02", "--format", "csv", "-o", "-"]) == 0
     header = capsysbinary.readouterr().out.decode().splitlines()
     assert len(header) == 1 and header[0].startswith("site,received_at,event_id,")
+
+
+def test_the_stats_commands_engine_takes_the_memory_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from traceglider.config import load
+    from traceglider.memory import duckdb_share
+    from traceglider.stats.cli import _engine
+
+    settings = load(env={"TG_STORAGE": str(tmp_path), "TG_STATS_MEMORY_MB": "300"})
+    engine = _engine(settings)
+    try:
+        assert engine.memory_budget == 300 << 20
+        assert engine.duckdb_memory == duckdb_share(300 << 20, settings.workers)
+    finally:
+        engine.close()

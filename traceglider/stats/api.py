@@ -55,15 +55,11 @@ class AppEngine:
 
 
 def build_engine(settings: Settings, storage: Storage, clock: Callable[[], float] = time.time) -> Engine:
-    """An engine with the memory budget the settings give (for the CLI and AppEngine)."""
-    from traceglider.memory import duckdb_share, memory_total
-    from traceglider.stats.engine import Engine
+    """An engine with the memory budget the settings give (AppEngine; the CLI calls
+    `engine.from_settings` itself, without importing the routers)."""
+    from traceglider.stats.engine import from_settings
 
-    # the default budget (a quarter of memory) is shared by a server's workers
-    memory = settings.stats_memory_mb
-    workers = settings.workers
-    budget = memory << 20 if memory else memory_total() // 4 // workers
-    return Engine(storage, clock=clock, memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
+    return from_settings(settings, storage, clock)
 
 
 def params_of(request: Request) -> dict[str, str]:

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 HEADLINE = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
 
 
-def _engine(settings: Settings, **options):  # type: ignore[no-untyped-def]
-    from traceglider.stats.engine import Engine
+def _engine(settings: Settings) -> Engine:
+    from traceglider.stats.engine import from_settings
     from traceglider.storage import open_storage
 
-    return Engine(open_storage(settings), **options)
+    return from_settings(settings, open_storage(settings))
 
 
 def stats_command(settings: Settings, site: str, period: str = "7d", as_json: bool = False,

@@ -37,6 +37,7 @@ from traceglider.storage.layout import (
 )
 
 if TYPE_CHECKING:
+    from traceglider.config import Settings
     from traceglider.stats.model import Question
     from traceglider.storage.base import Storage
 
@@ -307,6 +308,15 @@ class Engine:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+
+
+def from_settings(settings: Settings, storage: Storage, clock: Callable[[], float] = time.time) -> Engine:
+    """An engine with the memory budget the settings give (TG_STATS_MEMORY_MB; the
+    default, a quarter of memory, is shared by a server's workers)."""
+    memory = settings.stats_memory_mb
+    workers = settings.workers
+    budget = memory << 20 if memory else memory_total() // 4 // workers
+    return Engine(storage, clock=clock, memory_budget=budget, duckdb_memory=duckdb_share(budget, workers))
 
 
 def utc(t: datetime) -> datetime:
