@@ -416,24 +416,29 @@ def test_environment_panel_and_empty_states(open_page: Callable[..., Page]) -> N
 
 def test_screen_language_and_time_zone_rows_filter_the_dashboard(open_page: Callable[..., Page]) -> None:
     page = open_page(f"site={LAB}&period=day")
+
+    def shows_only(label: str) -> None:  # the panel redrawn for the new filter, and at rest
+        page.wait_for_function("label => [...document.querySelectorAll('[data-panel=\"environment\"] .label')]"
+                               ".map(e => e.textContent).join() === label", arg=label)
+        settle(page)
+
     env = panel(page, "environment")
     env.locator(".label", has_text="Mobile").click()
     page.wait_for_selector(".chip")
     assert "screen" in page.locator(".chip").text_content().lower()
     assert "visit%3Ascreen%3D%3DMobile" in page.url
-    env = panel(page, "environment")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-panel=\"environment\"] .label')]"
-                           ".map(e => e.textContent).join() === 'Mobile'")
+    shows_only("Mobile")
     env.locator(".tab", has_text="Languages").click()
-    page.wait_for_function("() => [...document.querySelectorAll('[data-panel=\"environment\"] .label')]"
-                           ".map(e => e.textContent).join() === 'de-DE'")
+    shows_only("de-DE")
     env.locator(".label", has_text="de-DE").click()
     page.wait_for_function("() => location.hash.includes('visit%3Alanguage%3D%3Dde-DE')")
+    shows_only("de-DE")
     assert page.locator(".chip").count() == 2
-    env = panel(page, "environment")
     env.locator(".tab", has_text="Time zones").click()
+    shows_only("Europe/Berlin")
     env.locator(".label", has_text="Europe/Berlin").click()
     page.wait_for_function("() => decodeURIComponent(location.hash).includes('visit:timezone==Europe/Berlin')")
+    shows_only("Europe/Berlin")
     assert page.locator(".chip").count() == 3
 
 
