@@ -24,6 +24,7 @@ Needs `wrk` (Debian package `wrk`). Prints Markdown for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +117,18 @@ def run_wrk(port: int, clients: int, seconds: int, script: Path) -> dict[str, fl
             "non2xx": float(errors.group(1)) if errors else 0.0}
 
 
+def spool_fsyncs(port: int) -> dict[str, float]:
+    """The spool's fsync times over its last 1,024 fsyncs (mostly the run just made),
+    from /healthz: every 202 waits for one, so their tail bounds the latency tail.
+    Empty for servers that do not report them (the baselines, older checkouts)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            timings = json.load(answer).get("spool_fsync_ms") or {}
+    except (OSError, ValueError):
+        return {}
+    return {f"fsync_{key}": float(timings[key]) for key in ("p50", "p99") if key in timings}
+
+
 def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int,
             before: Path | None = None) -> dict[int, dict[str, float]]:
     port = free_port()
@@ -128,6 +142,7 @@ def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int,
             cpu_after, loop_after = tree_cpu_seconds(process.pid)
             result["cpu_us"] = 1e6 * (cpu_after - cpu) / max(result["requests"], 1)
             result["loop_us"] = 1e6 * (loop_after - loop) / max(result["requests"], 1)
+            result.update(spool_fsyncs(port))
             out[c] = result
             print(f"round {round_} {kind} {c} clients: {result}", file=sys.stderr, flush=True)
     finally:
@@ -170,13 +185,22 @@ def main() -> None:
 
     print(f"10-event batches, {args.seconds} s per row, {args.rounds} paired rounds, wrk on the same "
           f"machine; median (min-max). Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after.\n")
-    print("| clients | server | req/s | p50 ms | p99 ms | CPU µs/request | of which loop | non-2xx |")
-    print("|---|---|---|---|---|---|---|---|")
+    def fsyncs(kind: str, c: int) -> str:
+        found = [rnd[kind][c] for rnd in rounds if "fsync_p99" in rnd[kind][c]]
+        if not found:
+            return "-"
+        return (f"{spread([r['fsync_p50'] for r in found], '{:.1f}')} / "
+                f"{spread([r['fsync_p99'] for r in found], '{:.1f}')}")
+
+    print("| clients | server | req/s | p50 ms | p99 ms | CPU µs/request | of which loop | non-2xx "
+          "| spool fsync p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in clients:
         for kind in kinds:
             print(f"| {c} | {kind} | {spread(values(kind, c, 'rps'))} | {spread(values(kind, c, 'p50'), '{:.1f}')} "
                   f"| {spread(values(kind, c, 'p99'), '{:.1f}')} | {spread(values(kind, c, 'cpu_us'))} "
-                  f"| {spread(values(kind, c, 'loop_us'))} | {sum(values(kind, c, 'non2xx')):.0f} |")
+                  f"| {spread(values(kind, c, 'loop_us'))} | {sum(values(kind, c, 'non2xx')):.0f} "
+                  f"| {fsyncs(kind, c)} |")
     def against_baselines(kind: str, c: int) -> list[str]:
         return [spread(ratios(kind, base, c), "{:.2f}") if base in kinds else "-" for base in ("bare", "naive")]
 

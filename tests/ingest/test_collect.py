@@ -112,6 +112,8 @@ def test_healthz_reports_storage_and_spool(client):
         time.sleep(0.05)
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["storage_ok"] is True and "spool_bytes" in body
+    client.post("/collect", json=batch("example.com", ["synced"]))
+    assert client.get("/healthz").json()["spool_fsync_ms"]["count"] >= 1  # each 202 waited for one
 
 
 def test_healthz_is_503_while_storage_is_unreachable(tmp_path):

@@ -66,6 +66,17 @@ def test_concurrent_appends_share_fsyncs(tmp_path):
     spool.close()
 
 
+def test_the_spool_says_how_long_its_fsyncs_take(tmp_path):
+    spool = Spool(tmp_path, max_bytes=10**8)
+    assert spool.fsync_ms() == {"count": 0}
+    for _ in range(5):
+        spool.append(b"x" * 200, 1)
+    timings = spool.fsync_ms()
+    assert timings["count"] == spool.fsyncs == 5
+    assert 0 <= timings["p50"] <= timings["p99"] <= timings["max"]
+    spool.close()
+
+
 def test_the_cap_refuses_instead_of_accepting(tmp_path):
     spool = Spool(tmp_path, max_bytes=300)
     spool.append(b"x" * 200, 1)

@@ -232,6 +232,7 @@ class Flusher:
             "storage_error": self.last_error,
             "spool_bytes": self.spool.bytes,
             "spool_max_bytes": self.spool.max_bytes,
+            "spool_fsync_ms": self.spool.fsync_ms(),
             "spool_segments": len(self.spool.sealed()),
             "pending_events": self.spool.pending_events,
             "delivered_events": self.delivered_events,

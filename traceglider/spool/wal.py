@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ QUARANTINE = "bad"  # segments that cannot be delivered, kept for a person to lo
 REASON_SUFFIX = ".reason"  # beside each quarantined file: why it is there
 GATHER_SECONDS = 0.002  # the longest a group waits for the records of clients just answered
 _NEVER = 1 << 62
+SYNC_WINDOW = 1024  # fsync times kept for /healthz
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ class Spool:
         self.pending_events = sum(count_events(p) for p in self._segment_paths())  # not yet delivered
         self.bytes = sum(p.stat().st_size for p in self._segment_paths())
         self.fsyncs = 0
+        # How long the last fsyncs took: every answer waits for one, so their tail is
+        # the floor of the collector's latency tail (/healthz: spool_fsync_ms).
+        self.sync_seconds: deque[float] = deque(maxlen=SYNC_WINDOW)
         self.write_error: str | None = None  # the last append's failure (a full disk), if it failed
         self._closed = False
         self.adopt_orphans()
@@ -177,6 +182,15 @@ class Spool:
             if self._queue.qsize() >= self._wanted:
                 self._gathered.set()
         return future
+
+    def fsync_ms(self) -> dict[str, float | int]:
+        """The last `SYNC_WINDOW` fdatasyncs of the spool: how many, median, p99, max."""
+        times = sorted(self.sync_seconds)
+        if not times:
+            return {"count": 0}
+        def at(share: float) -> float:
+            return round(1000 * times[min(len(times) - 1, int(share * len(times)))], 2)
+        return {"count": len(times), "p50": at(0.5), "p99": at(0.99), "max": round(1000 * times[-1], 2)}
 
     @property
     def alive(self) -> bool:
@@ -247,7 +261,9 @@ class Spool:
                 start = self._open_size
                 try:
                     _write_all(self._fd, data)
+                    synced = time.monotonic()
                     os.fdatasync(self._fd)
+                    self.sync_seconds.append(time.monotonic() - synced)
                 except OSError:
                     # Take back a partial write so later records start clean.
                     self._open_size = start
