@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,6 +26,7 @@ import orjson
 from traceglider.awsapi import AwsError, Client, json_error, region
 from traceglider.errors import ConfigError, StorageError, Unavailable
 from traceglider.storage.base import Storage
+from traceglider.types import EventRow, PipelineRow
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -43,7 +44,7 @@ _RETRYABLE = {"ServiceUnavailableException", "ThrottlingException", "InternalFai
 _TARGET = "Firehose_20150804."
 
 
-def encode_records(rows: list[dict[str, Any]], limit: int = MAX_RECORD_BYTES) -> list[bytes]:
+def encode_records(rows: Sequence[EventRow], limit: int = MAX_RECORD_BYTES) -> list[bytes]:
     """The rows as few records as Firehose allows: NDJSON lines, each record ending in
     a newline, so that records concatenated in a delivered object are still NDJSON."""
     records: list[bytes] = []
@@ -112,7 +113,7 @@ class FirehoseSink:
         self.delivered_events = self.records = self.billed_bytes = self.retried_records = 0
         self._lock = threading.Lock()
 
-    def deliver(self, rows: list[dict[str, Any]]) -> None:
+    def deliver(self, rows: Sequence[EventRow]) -> None:
         """Hand `rows` to Firehose; `Unavailable` (503) unless every record was taken."""
         pending = encode_records(rows, self.record_bytes)
         for start in range(0, len(pending), MAX_BATCH_RECORDS):
@@ -148,7 +149,7 @@ class FirehoseSink:
         raise Unavailable(f"the event buffer did not take {len(pending)} of {len(records)} records; retry",
                           retry_after=5)
 
-    async def accept(self, rows: list[dict[str, Any]]) -> None:
+    async def accept(self, rows: list[PipelineRow]) -> None:
         import asyncio  # only the app's routes come here; the Lambda /collect path calls deliver
 
         await asyncio.to_thread(self.deliver, rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from traceglider.spool.flusher import Completion, Flusher
 from traceglider.spool.wal import Spool
 from traceglider.storage.base import Storage
 from traceglider.storage.parquet import write_rows
+from traceglider.types import EventRow, PipelineRow
 
 # A write that takes longer than this is answered 503 (the client retries); the spool
 # writer may still finish it, and the duplicate is removed by event id.
@@ -47,7 +48,7 @@ class SpoolSink:
         self.spool: Spool | None = None
         self.flusher: Flusher | None = None
 
-    async def accept(self, rows: list[dict[str, Any]]) -> None:
+    async def accept(self, rows: list[PipelineRow]) -> None:
         spool, flusher = self.spool, self.flusher
         if spool is None or flusher is None:
             raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
@@ -61,7 +62,7 @@ class SpoolSink:
             timer.cancel()
         flusher.notify()
 
-    def write_alone(self, rows: list[dict[str, Any]]) -> bool:
+    def write_alone(self, rows: list[PipelineRow]) -> bool:
         """Append and fsync on the calling thread if the spool has nothing else to
         write (`Spool.append_alone`); False: `accept` them instead."""
         spool, flusher = self.spool, self.flusher
@@ -103,7 +104,7 @@ class SpoolSink:
                 "spool_accepting": self.spool.accepting, "spool_error": self.spool.write_error}
 
 
-def batch_name(rows: list[dict[str, Any]]) -> str:
+def batch_name(rows: Sequence[EventRow]) -> str:
     """A name derived from the batch's content, so a client's retry of the same batch
     maps to the same object and cannot create a second copy."""
     digest = hashlib.sha256()
@@ -121,7 +122,7 @@ class DirectSink:
         self.storage_ok: bool | None = None
         self.delivered_events = 0
 
-    async def accept(self, rows: list[dict[str, Any]]) -> None:
+    async def accept(self, rows: list[PipelineRow]) -> None:
         try:
             await asyncio.to_thread(write_rows, self.storage, rows, batch_name(rows))
         except StorageError as exc:

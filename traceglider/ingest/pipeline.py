@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from traceglider.types import PipelineRow
+
 log = logging.getLogger("traceglider.pipeline")
 
 DropReason = Literal[
@@ -73,8 +75,8 @@ class RequestInfo:
         return self.headers.get("sec-gpc") == "1" or self.headers.get("dnt") == "1"
 
 
-Step = Callable[[dict[str, Any], RequestInfo], "dict[str, Any] | Drop"]
-RequestStep = Callable[[RequestInfo], "dict[str, Any] | Drop"]
+Step = Callable[[PipelineRow, RequestInfo], "PipelineRow | Drop"]
+RequestStep = Callable[[RequestInfo], "PipelineRow | Drop"]
 
 
 def per_request(step: Step, whole: RequestStep) -> Step:
@@ -95,7 +97,7 @@ class Pipeline:
     def names(self) -> list[str]:
         return [name for name, _ in self.steps]
 
-    def run(self, rows: list[dict[str, Any]], request: RequestInfo) -> list[dict[str, Any]]:
+    def run(self, rows: list[PipelineRow], request: RequestInfo) -> list[PipelineRow]:
         drops: Counter[tuple[str, str]] = Counter()
         seconds: list[tuple[str, float]] = []
         clock = time.perf_counter
@@ -126,7 +128,7 @@ class Pipeline:
                 seconds.append((name, finished - started))
                 started = finished
                 continue
-            kept: list[dict[str, Any]] = []
+            kept: list[PipelineRow] = []
             for row in current:
                 try:
                     result = step(row, request)

@@ -40,6 +40,7 @@ from traceglider.errors import BadRequest
 from traceglider.ingest.request import MAX_NAME, MAX_PROPS, MAX_STRING, check_text, parse_props
 from traceglider.ingest.urls import NO_HOST
 from traceglider.sites import normalize_site
+from traceglider.types import PipelineRow
 
 MAX_DOMAINS = 10
 MAX_PROP_KEY = 300
@@ -163,7 +164,7 @@ def page_host(url: str) -> str | None:
         return None
 
 
-def parse_plausible(document: Any, received_at: int) -> tuple[str, list[dict[str, Any]]]:
+def parse_plausible(document: Any, received_at: int) -> tuple[str, list[PipelineRow]]:
     """(first site, rows) of one Plausible event; one row per domain named."""
     if not isinstance(document, dict):
         raise BadRequest("body: must be a JSON object with name, url and domain")
@@ -197,7 +198,7 @@ def parse_plausible(document: Any, received_at: int) -> tuple[str, list[dict[str
         kind = "click"
     else:
         kind = "custom"
-    base: dict[str, Any] = {
+    base: PipelineRow = {
         "type": kind,
         "name": name,
         "received_at": received_at,
@@ -217,7 +218,7 @@ def parse_plausible(document: Any, received_at: int) -> tuple[str, list[dict[str
     # Plausible ignores an `interactive` that is not a boolean.
     base["ctx"] = '{"interactive":false}' if _field(document, "interactive")[1] is False else None
 
-    rows = []
+    rows: list[PipelineRow] = []
     for site in sites:
         # Plausible's API has no event id; a fresh one per row (a retried request is
         # a second event there too).

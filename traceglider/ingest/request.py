@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 
 from traceglider.errors import BadRequest, PayloadTooLarge
 from traceglider.sites import normalize_site
+from traceglider.types import PipelineRow
 
 MAX_BODY_BYTES = 500 * 1024
 MAX_EVENT_BYTES = 32 * 1024
@@ -30,7 +31,7 @@ MAX_NAME = 200
 
 EVENT_TYPES = ("pageview", "engagement", "click", "form_submit", "vital", "error", "custom")
 VITALS = ("LCP", "CLS", "INP", "FCP", "TTFB")
-_DEFAULT_NAMES = {
+_DEFAULT_NAMES: dict[str, str] = {
     "pageview": "pageview",
     "engagement": "engagement",
     "form_submit": "Form: Submit",
@@ -82,6 +83,14 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+@overload
+def _string(value: Any, field: str, *, required: Literal[True], limit: int = MAX_STRING) -> str: ...
+
+
+@overload
+def _string(value: Any, field: str, *, required: bool = False, limit: int = MAX_STRING) -> str | None: ...
 
 
 def _string(value: Any, field: str, *, required: bool = False, limit: int = MAX_STRING) -> str | None:
@@ -172,9 +181,9 @@ def parse_ctx(value: Any) -> dict[str, Any]:
     return ctx
 
 
-def ctx_columns(ctx: dict[str, Any]) -> dict[str, Any]:
+def ctx_columns(ctx: dict[str, Any]) -> PipelineRow:
     """The stored columns that come from the batch's ctx (shared by its events)."""
-    columns: dict[str, Any] = {column: ctx.get(key) for key, column in _CTX_COLUMNS.items()}
+    columns: PipelineRow = {column: ctx.get(key) for key, column in _CTX_COLUMNS.items()}  # type: ignore[assignment]  # stored columns
     kept = {key: ctx[key] for key in _CTX_KEPT if key in ctx}
     columns["ctx"] = orjson.dumps(kept).decode() if kept else None
     return columns
@@ -184,7 +193,7 @@ def _plain(value: Any, limit: int) -> bool:
     return value is None or (type(value) is str and len(value) <= limit)
 
 
-def _fast_event(raw: dict[str, Any], kind: str, site: str, received_at: int) -> dict[str, Any] | None:
+def _fast_event(raw: dict[str, Any], kind: str, site: str, received_at: int) -> PipelineRow | None:
     """The row of an event from a clean body (see `body_is_clean`) whose text fields are
     all plain strings within their limits, built without a call per field; None when
     any needs the careful path, which then names what is wrong."""
@@ -197,16 +206,17 @@ def _fast_event(raw: dict[str, Any], kind: str, site: str, received_at: int) -> 
     if not name and kind in ("click", "custom"):
         return None
     ts, props = get("ts"), get("props")
-    return {
+    row: PipelineRow = {
         "event_id": event_id, "site": site, "type": kind,
         "name": name or _DEFAULT_NAMES.get(kind, kind), "received_at": received_at,
         "client_ts": None if ts is None else _integer(ts, "ts", 0, 32503680000000),
         "url": url, "referrer": ref or None, "title": title or None,
         "props": None if props is None else parse_props(props, "props"),
     }
+    return row
 
 
-def parse_event(raw: Any, index: int, site: str, received_at: int, clean: bool = False) -> dict[str, Any]:
+def parse_event(raw: Any, index: int, site: str, received_at: int, clean: bool = False) -> PipelineRow:
     """The row of one event. `clean`: the body passed `body_is_clean`."""
     if clean and type(raw) is dict:
         kind = raw.get("type")
@@ -225,11 +235,11 @@ def parse_event(raw: Any, index: int, site: str, received_at: int, clean: bool =
         raise BadRequest(f"{where}.type: must be one of {', '.join(EVENT_TYPES)}")
     name = _string(raw.get("name"), f"{where}.name", limit=MAX_NAME,
                    required=kind in ("click", "custom"))
-    row: dict[str, Any] = {
+    row: PipelineRow = {
         "event_id": _string(raw.get("id"), f"{where}.id", required=True, limit=MAX_ID),
         "site": site,
         "type": kind,
-        "name": name or _DEFAULT_NAMES.get(kind, kind),
+        "name": name or _DEFAULT_NAMES.get(kind, kind),  # type: ignore[typeddict-item]  # kind: of EVENT_TYPES
         "received_at": received_at,
         "client_ts": _integer(raw.get("ts"), f"{where}.ts", 0, 32503680000000),
         "url": _string(raw.get("url"), f"{where}.url", required=True),
@@ -253,7 +263,7 @@ def parse_event(raw: Any, index: int, site: str, received_at: int, clean: bool =
     return row
 
 
-def parse_body(body: bytes, received_at: int) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+def parse_body(body: bytes, received_at: int) -> tuple[str, dict[str, Any], list[PipelineRow]]:
     """(site, ctx, rows) of a /collect body, or a BadRequest/PayloadTooLarge."""
     document = decode_json(body)
     # Measuring an event re-encodes it, where a number may grow ("1e15" is written
@@ -264,7 +274,7 @@ def parse_body(body: bytes, received_at: int) -> tuple[str, dict[str, Any], list
 
 
 def parse_batch(document: Any, received_at: int, *, clean: bool = False,
-                small: bool = False) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+                small: bool = False) -> tuple[str, dict[str, Any], list[PipelineRow]]:
     """(site, ctx, rows) of a decoded batch, or a BadRequest/PayloadTooLarge. `clean`
     and `small` are what `parse_body` knows of the raw body."""
     if not isinstance(document, dict):
@@ -277,7 +287,7 @@ def parse_batch(document: Any, received_at: int, *, clean: bool = False,
     if len(events) > MAX_EVENTS:
         raise BadRequest(f"events: at most {MAX_EVENTS} per batch")
     shared = ctx_columns(ctx)
-    rows = []
+    rows: list[PipelineRow] = []
     for index, raw in enumerate(events):
         if not small:
             try:

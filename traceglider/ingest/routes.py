@@ -24,7 +24,7 @@ from traceglider.ingest.request import decode_json, parse_event
 from traceglider.proxies import ForwardedWatch, client_ip, is_secure
 from traceglider.ratelimit import RateLimiter
 from traceglider.sites import normalize_site
-from traceglider.types import Sink
+from traceglider.types import PipelineRow, Sink
 
 log = logging.getLogger("traceglider.ingest")
 
@@ -52,7 +52,7 @@ class Ingest:
         self.in_flight = 0  # /collect requests begun and not yet answered (event loop only)
         self.crowded_until = 0.0  # monotonic time until which requests count as concurrent
         # A sink that can make rows durable on the spot, for a request that is alone.
-        self._write_alone: Callable[[list[dict[str, Any]]], bool] | None = getattr(sink, "write_alone", None)
+        self._write_alone: Callable[[list[PipelineRow]], bool] | None = getattr(sink, "write_alone", None)
         # The sink finishes rows before storing them (`RequestInfo.defer`): /collect
         # leaves a user agent never seen to it. The other routes answer with what the
         # pipeline dropped (Plausible's x-plausible-dropped), so they do all of it now.
@@ -85,7 +85,7 @@ class Ingest:
         if not edge.site_allowed(site, self.settings.sites):
             raise Forbidden(f"site {site!r} is not configured on this collector (TG_SITES)")
 
-    async def accept(self, rows: list[dict[str, Any]], info: RequestInfo) -> list[dict[str, Any]]:
+    async def accept(self, rows: list[PipelineRow], info: RequestInfo) -> list[PipelineRow]:
         if self.pipeline.blocking(info):  # a costly id derivation: not on the event loop
             kept = await asyncio.to_thread(self.pipeline.run, rows, info)
         else:
@@ -112,7 +112,7 @@ class Ingest:
     def end(self) -> None:
         self.in_flight -= 1
 
-    def _alone(self, rows: list[dict[str, Any]]) -> bool:
+    def _alone(self, rows: list[PipelineRow]) -> bool:
         """Write the rows at once, on the event loop, while requests come one at a
         time: one client then pays its fsync and no hand-off to the spool's writer
         thread and back (`Spool.append_alone`). Once requests overlap, they go to the

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.types import PipelineRow
 
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+UtmKey = Literal["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
+UTM_KEYS: tuple[UtmKey, ...] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
 @lru_cache(maxsize=4096)
@@ -54,12 +56,12 @@ def relative_columns(url: str) -> tuple[tuple[str, Any], ...] | None:
             *((key, params.get(key) or None) for key in UTM_KEYS))
 
 
-def split_url(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+def split_url(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
     columns = url_columns(row["url"])
     if columns is None and row.get("hostname") == NO_HOST:  # set by the Events API parser
         columns = relative_columns(row["url"])
     if columns is None:
         return Drop("invalid", "url has no host or does not parse")
-    row.update(columns)
+    row.update(columns)  # type: ignore[typeddict-item]  # (column, value) pairs, cached per URL
     row["referrer_host"] = host_of(row.get("referrer"))
     return row

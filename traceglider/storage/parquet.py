@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +22,7 @@ from traceglider.storage.layout import (
     object_key,
     parse_key,
 )
+from traceglider.types import EventRow
 
 ROW_GROUP_SIZE = 256 * 1024
 
@@ -34,7 +36,7 @@ WIRE_SCHEMA = pa.schema(
 _JSON_OPTIONS = pajson.ParseOptions(explicit_schema=WIRE_SCHEMA, unexpected_field_behavior="ignore")
 
 
-def rows_to_table(rows: list[dict]) -> pa.Table:
+def rows_to_table(rows: Sequence[EventRow]) -> pa.Table:
     """Rows (dicts) as a table in the wire shape."""
     return pa.Table.from_pylist(rows, schema=WIRE_SCHEMA)
 
@@ -108,7 +110,7 @@ def write_table(storage: Storage, table: pa.Table, name: str) -> list[str]:
     return keys
 
 
-def write_rows(storage: Storage, rows: list[dict], name: str) -> list[str]:
+def write_rows(storage: Storage, rows: Sequence[EventRow], name: str) -> list[str]:
     return write_table(storage, rows_to_table(rows), name)
 
 

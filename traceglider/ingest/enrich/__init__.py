@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from traceglider.ingest.enrich.bots import drop_bots
 from traceglider.ingest.enrich.geo import make_geo_step, open_lookup
@@ -39,6 +39,7 @@ from traceglider.ingest.enrich.identity import (
 from traceglider.ingest.enrich.source import source
 from traceglider.ingest.enrich.useragent import make_user_agent_step
 from traceglider.ingest.pipeline import Drop, RequestInfo, per_request
+from traceglider.types import PipelineRow
 
 if TYPE_CHECKING:
     from traceglider.config import Settings
@@ -73,7 +74,7 @@ def build_steps(
 def request_level(step: Step) -> Step:
     """Mark a step that reads only a row's site and receipt time: its columns are
     computed once per request, on a row holding just those two."""
-    def whole(request: RequestInfo) -> dict[str, Any] | Drop:
+    def whole(request: RequestInfo) -> PipelineRow | Drop:
         return step({"site": request.site, "received_at": request.received_at}, request)
 
     return per_request(step, whole)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
-from typing import Any
 
 from traceglider.ingest.enrich.remembered import Remembered
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.types import PipelineRow
 
 UA_CACHE_SIZE = 16384
 
@@ -96,6 +96,6 @@ def is_automated(request: RequestInfo) -> str | None:
     return reason or None
 
 
-def drop_bots(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+def drop_bots(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
     reason = is_automated(request)
     return Drop("bot", reason) if reason else row

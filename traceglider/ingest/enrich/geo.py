@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from traceglider.errors import ConfigError
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.types import PipelineRow
 
 
 class Location(NamedTuple):
@@ -105,12 +106,12 @@ def open_lookup(geoip_db: str | None) -> Lookup:
 ADDRESS_CACHE_SIZE = 16384
 
 
-def make_geo_step(lookup: Lookup) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
+def make_geo_step(lookup: Lookup) -> Callable[[PipelineRow, RequestInfo], PipelineRow | Drop]:
     @lru_cache(maxsize=ADDRESS_CACHE_SIZE)  # a failure raises, so it is not kept
     def locate(ip: str) -> Location:
         return Location(*lookup(lookup_form(ip)))  # type: ignore[arg-type]
 
-    def geo(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+    def geo(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
         found = request.cache.get("geo")
         if found is None:
             found = NOWHERE

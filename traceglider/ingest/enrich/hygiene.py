@@ -20,13 +20,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 import orjson
 
 from traceglider.ingest.pipeline import Drop, RequestInfo
 from traceglider.ingest.urls import UTM_KEYS
+from traceglider.types import PipelineRow
 
 MAX_URL = 2000
 MAX_PATH = 1000
@@ -153,11 +153,12 @@ def clean_locations(url: str | None, query: str | None, path: str | None, referr
 
 def make_hygiene_step(
     query_allowlist: Iterable[str] = (),
-) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
+) -> Callable[[PipelineRow, RequestInfo], PipelineRow | Drop]:
     allowed = frozenset(ALWAYS_KEPT) | frozenset(k.lower() for k in query_allowlist)
 
-    def hygiene(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
-        row["query"], row["url"], path, row["referrer"] = clean_locations(
+    def hygiene(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
+        # url: split_url dropped every URL that does not parse, so clean_url gives a str
+        row["query"], row["url"], path, row["referrer"] = clean_locations(  # type: ignore[typeddict-item]
             row.get("url"), row.get("query"), row.get("path"), row.get("referrer"), allowed)
         if path:
             row["path"] = path
@@ -168,8 +169,8 @@ def make_hygiene_step(
                 row[key] = scrub(row[key])[:MAX_UTM]
         if row.get("source"):
             row["source"] = scrub(row["source"])
-        if row.get("props"):
-            row["props"] = _clean_props(row["props"])
+        if props := row.get("props"):
+            row["props"] = _clean_props(props)
         return row
 
     return hygiene

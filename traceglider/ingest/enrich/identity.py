@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from traceglider.dates import utc_day
 from traceglider.errors import ConfigError
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.types import PipelineRow
 from traceglider.visits import VISIT_TIMEOUT_MINUTES
 
 if TYPE_CHECKING:
@@ -246,8 +247,8 @@ class Sessions:
 
 # --- steps --------------------------------------------------------------------------
 
-def make_privacy_step(gpc_policy: str) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
-    def privacy(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+def make_privacy_step(gpc_policy: str) -> Callable[[PipelineRow, RequestInfo], PipelineRow | Drop]:
+    def privacy(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
         if gpc_policy == "drop" and request.gpc:
             return Drop("privacy", "Sec-GPC or DNT")
         return row
@@ -258,7 +259,7 @@ def make_privacy_step(gpc_policy: str) -> Callable[[dict[str, Any], RequestInfo]
 def make_identity_step(
     settings: Settings, salts: Salts, sessions: Sessions, keys: AddressKeys | None = None,
     clock: Callable[[], float] = time.time,
-) -> Callable[[dict[str, Any], RequestInfo], dict[str, Any] | Drop]:
+) -> Callable[[PipelineRow, RequestInfo], PipelineRow | Drop]:
     """`clock`: the app's; the salt prefetch fetches its today's (and, near midnight,
     its tomorrow's) salt."""
     cookie_name = settings.cookie_name
@@ -290,7 +291,7 @@ def make_identity_step(
             key = keys.key(salts.salt(_utc_date(request.received_at)), request.ip or "")
         return cookieless_id(key, site, request.user_agent)
 
-    def identity(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+    def identity(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
         site = row.get("site") or request.site
         visitor = cookie_visitor(request)
         if visitor is None:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from traceglider.ingest.enrich.hygiene import query_params
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.types import PipelineRow
 
 CHANNELS = ("search", "social", "email", "paid", "referral", "direct")
 MAX_SOURCE = 100
@@ -115,7 +116,7 @@ def is_self_referral(referrer_host: str, hostname: str | None, site: str) -> boo
     return referrer_host in (own, site) or referrer_host.endswith("." + site)
 
 
-def classify(row: dict[str, Any], site: str, sources: SourceList = SOURCES) -> tuple[str | None, str]:
+def classify(row: PipelineRow, site: str, sources: SourceList = SOURCES) -> tuple[str | None, str]:
     """(source name, channel) of one row."""
     channel: str | None = None
     name: str | None = None
@@ -157,7 +158,7 @@ def _classify_cached(query: str | None, utm_medium: str | None, utm_source: str 
                      "referrer_host": referrer_host, "hostname": hostname}, site)
 
 
-def source(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+def source(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
     row["source"], row["channel"] = _classify_cached(
         row.get("query"), row.get("utm_medium"), row.get("utm_source"), row.get("referrer_host"),
         row.get("hostname"), row.get("site") or request.site)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from traceglider import value_names
 from traceglider.ingest.enrich.remembered import Remembered
 from traceglider.ingest.pipeline import Drop, RequestInfo
+from traceglider.types import LaterWork, PipelineRow
 
 UA_CACHE_SIZE = 16384
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "other")
@@ -202,7 +203,7 @@ def _columns_of(request: RequestInfo) -> tuple[str | None, ...]:
                       headers.get("sec-ch-ua-mobile")))
 
 
-def later_work(request: RequestInfo) -> dict[str, Any]:
+def later_work(request: RequestInfo) -> LaterWork:
     """What the flusher needs to finish a row whose user agent was left for later:
     the user agent and its hints (never the address)."""
     return {"ua": request.user_agent,
@@ -211,7 +212,7 @@ def later_work(request: RequestInfo) -> dict[str, Any]:
 
 
 def make_user_agent_step(store_user_agent: bool = False) -> Any:
-    def user_agent(row: dict[str, Any], request: RequestInfo) -> dict[str, Any] | Drop:
+    def user_agent(row: PipelineRow, request: RequestInfo) -> PipelineRow | Drop:
         info = request.cache.get("ua")
         if info is None:
             if request.defer and (request.cache.get("later")
