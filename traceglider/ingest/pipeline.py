@@ -88,7 +88,6 @@ def per_request(step: Step, whole: RequestStep) -> Step:
 class Pipeline:
     def __init__(self, steps: list[tuple[str, Step]]) -> None:
         self.steps = steps
-        self.drops: Counter[str] = Counter()
         self.step_drops: Counter[tuple[str, str]] = Counter()  # (step, reason) -> rows
         self.step_seconds: dict[str, float] = dict.fromkeys(self.names, 0.0)
         self._lock = threading.Lock()
@@ -151,8 +150,6 @@ class Pipeline:
                 self.step_seconds[name] = self.step_seconds.get(name, 0.0) + spent
             if drops:
                 self.step_drops.update(drops)
-                for (_, reason), count in drops.items():
-                    self.drops[reason] += count
         return current
 
     def blocking(self, request: RequestInfo) -> bool:
@@ -178,12 +175,15 @@ class Pipeline:
         completed and dropped (`traceglider.ingest.later`), as if the step had."""
         with self._lock:
             self.step_drops.update(drops)
-            for (_, reason), count in drops.items():
-                self.drops[reason] += count
 
     def drop_counts(self) -> dict[str, int]:
+        """Rows dropped by reason, over every step."""
+        counts: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         with self._lock:
-            return {reason: self.drops.get(reason, 0) for reason in DROP_REASONS}
+            for (_, reason), count in self.step_drops.items():
+                if reason in counts:
+                    counts[reason] += count
+        return counts
 
     def step_status(self) -> dict[str, dict[str, Any]]:
         """For /healthz: per step, in order, the rows it dropped by reason and the

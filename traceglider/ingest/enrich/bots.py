@@ -86,12 +86,14 @@ def is_automated(request: RequestInfo) -> str | None:
         request.headers.get("sec-ch-ua") or ""
     ).lower():
         reason = "headless brand"
-    else:
-        verdict = known_bot_user_agent(request.user_agent) if request.defer else None
-        if verdict is None and request.defer:
+    elif request.defer:
+        verdict = known_bot_user_agent(request.user_agent)
+        if verdict is None:
             request.cache["later"] = True
-        elif verdict if verdict is not None else is_bot_user_agent(request.user_agent):
+        elif verdict:
             reason = "user agent"
+    elif is_bot_user_agent(request.user_agent):
+        reason = "user agent"
     request.cache["bot"] = reason
     return reason or None
 

@@ -188,8 +188,9 @@ HintsKey = tuple[Any, ...]  # the user agent, then HINT_CTX's values, then HINT_
 
 
 def _columns_for(key: HintsKey) -> tuple[str | None, ...]:
-    ctx = {name: value for name, value in zip(HINT_CTX, key[1:5], strict=True) if value is not None}
-    headers = {name: value for name, value in zip(HINT_HEADERS, key[5:], strict=True) if value is not None}
+    split = 1 + len(HINT_CTX)
+    ctx = {name: value for name, value in zip(HINT_CTX, key[1:split], strict=True) if value is not None}
+    headers = {name: value for name, value in zip(HINT_HEADERS, key[split:], strict=True) if value is not None}
     return user_agent_columns(key[0], ctx, headers)
 
 
@@ -225,8 +226,10 @@ def make_user_agent_step(store_user_agent: bool = False) -> Any:
                 info = _columns_of(request)
             request.cache["ua"] = info
         if request.cache.get("later"):
-            row["_later"] = request.cache.get("later_work") or request.cache.setdefault(
-                "later_work", later_work(request))
+            work = request.cache.get("later_work")
+            if work is None:
+                work = request.cache["later_work"] = later_work(request)
+            row["_later"] = work
         (row["browser"], row["browser_version"], row["os"], row["os_version"],
          row["device_type"]) = info
         if store_user_agent:
