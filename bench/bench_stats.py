@@ -140,6 +140,78 @@ def child_plain(store: str, filters: str) -> dict:
     return {"first": time.perf_counter() - t0}
 
 
+def child_plain_dashboard(store: str) -> dict:
+    """Every question of the default view in hand-written DuckDB SQL over the same
+    compacted files, as a person would write it (exact counts, like the engine's): the
+    floor for answering that view from this layout on this machine. Today's files are
+    left out (they need sessionising, which plain SQL has not got): slightly less work."""
+    import duckdb
+
+    from traceglider.stats.engine import Engine
+    from traceglider.storage.local import LocalStorage
+
+    engine = Engine(LocalStorage(store))  # only for the file lists (listing and plan)
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    start, before = end - timedelta(days=30), end - timedelta(days=60)
+    now, earlier = engine.plan(SITE, start, end), engine.plan(SITE, before, start)
+    engine.close()
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    inter = "('custom', 'click', 'form_submit')"
+    for sources, s, e in ((now, start, end), (earlier, before, start)):
+        if not sources.visit_files:
+            continue
+        values = {"vi": engine.uris(sources.visit_files), "s": s, "e": e}
+        visits = "read_parquet($vi) WHERE start >= $s AND start < $e"
+        con.execute(f"SELECT count(DISTINCT visitor_hash), count(*), sum(pageviews), avg(bounce::INT), "
+                    f"avg(duration) FROM {visits}", values).fetchall()
+        con.execute(f"SELECT epoch_us(date_trunc('day', start)) AS d, count(DISTINCT visitor_hash) FROM {visits} "
+                    f"GROUP BY d", values).fetchall()
+    values = {"ev": engine.uris(now.event_files), "vi": engine.uris(now.visit_files), "s": start, "e": end}
+    visits = "read_parquet($vi) WHERE start >= $s AND start < $e"
+    events = "read_parquet($ev) WHERE received_at >= $s AND received_at < $e"
+    queries = [
+        f"""WITH e AS (SELECT * FROM {events}),
+            pv AS (SELECT path, count(DISTINCT visitor_id) AS visitors,
+                          count(*) FILTER (WHERE type = 'pageview') AS pageviews FROM e GROUP BY path),
+            sc AS (SELECT path, avg(scroll) AS scroll FROM (SELECT path, visit_id, max(scroll_depth) AS scroll
+                   FROM e WHERE type = 'engagement' GROUP BY path, visit_id) GROUP BY path)
+            SELECT * FROM pv LEFT JOIN sc USING (path) ORDER BY visitors DESC LIMIT 10""",
+        *(f"SELECT {c}, count(DISTINCT visitor_hash) AS n FROM {visits} GROUP BY {c} ORDER BY n DESC LIMIT 10"
+          for c in ("source", "country", "device_type")),
+        f"""SELECT name, count(DISTINCT visitor_id) AS n, count(*) FROM {events} AND type IN {inter}
+            AND name NOT IN ('engagement', 'vital', 'JS Error') GROUP BY name ORDER BY n DESC LIMIT 10""",
+        f"""SELECT g, count(DISTINCT visitor_id), count(*) FROM (SELECT visitor_id, CASE
+              WHEN type = 'pageview' AND path = '/pricing' THEN 'Visit /pricing'
+              WHEN type = 'pageview' AND path = '/signup' THEN 'Visit /signup'
+              WHEN type IN {inter} AND name IN ('Signup', 'Newsletter', 'Outbound Link: Click', 'File Download')
+              THEN name END AS g FROM {events}) WHERE g IS NOT NULL GROUP BY g""",
+        f"""WITH f AS (SELECT visit_id, visitor_id, received_at AS t, type = 'pageview' AND path = '/' AS c0,
+                       type = 'pageview' AND path = '/pricing' AS c1, type = 'pageview' AND path = '/signup' AS c2,
+                       type IN {inter} AND name = 'Signup' AS c3 FROM {events}
+                       AND (type = 'pageview' AND path IN ('/', '/pricing', '/signup') OR name = 'Signup')),
+            s0 AS (SELECT visit_id, any_value(visitor_id) AS v, min(t) AS t FROM f WHERE c0 GROUP BY visit_id),
+            s1 AS (SELECT f.visit_id, any_value(f.visitor_id) AS v, min(f.t) AS t FROM f JOIN s0 USING (visit_id)
+                   WHERE f.c1 AND f.t >= s0.t GROUP BY f.visit_id),
+            s2 AS (SELECT f.visit_id, any_value(f.visitor_id) AS v, min(f.t) AS t FROM f JOIN s1 USING (visit_id)
+                   WHERE f.c2 AND f.t >= s1.t GROUP BY f.visit_id),
+            s3 AS (SELECT f.visit_id, any_value(f.visitor_id) AS v FROM f JOIN s2 USING (visit_id)
+                   WHERE f.c3 AND f.t >= s2.t GROUP BY f.visit_id)
+            SELECT (SELECT count(DISTINCT v) FROM s0), (SELECT count(DISTINCT v) FROM s1),
+                   (SELECT count(DISTINCT v) FROM s2), (SELECT count(DISTINCT v) FROM s3)""",
+    ]
+    each = []
+    for sql in queries:
+        t1 = time.perf_counter()
+        con.execute(sql, {k: v for k, v in values.items() if f"${k}" in sql}).fetchall()
+        each.append(round(time.perf_counter() - t1, 3))
+    return {"first": time.perf_counter() - t0, "each": each}
+
+
 def child_plain_scan(store: str, endpoint: str | None) -> dict:
     """Plain DuckDB reading, once, every column of the 30 days' events and visits that
     the default view reads (through the same connection setup, so the same S3 client
@@ -225,6 +297,7 @@ def main() -> None:
         result = {"dashboard": lambda: child_dashboard(rest[0], rest[1] if len(rest) > 1 else None),
                   "filtered": lambda: child_filtered(rest[0], rest[1]),
                   "plain": lambda: child_plain(rest[0], rest[1]),
+                  "plain_dashboard": lambda: child_plain_dashboard(rest[0]),
                   "plain_scan": lambda: child_plain_scan(rest[0], rest[1] if len(rest) > 1 else None)}[what]()
         print(json.dumps(result))
         return
@@ -233,15 +306,17 @@ def main() -> None:
                         "--site", SITE, "--events", str(args.generate)], check=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     rows = [["question", "TraceGlider s (min / median / max)", "plain DuckDB s", "ratio (medians)", "load avg"]]
-    cold, warm, process, rss = [], [], [], []
+    cold, warm, process, rss, plain_view = [], [], [], [], []
     for _ in range(args.repeat):
         figures, wall, mib = run_child("dashboard", args.store)
         cold.append(figures["cold"])
         warm.append(figures["warm"])
         process.append(wall)
         rss.append(mib)
+        plain_view.append(run_child("plain_dashboard", args.store)[0]["first"])
     rows.append([f"default dashboard view ({figures['requests']} requests + realtime), fresh process",
-                 spread(cold), "-", "-", load()])
+                 spread(cold), spread(plain_view), f"{statistics.median(cold) / statistics.median(plain_view):.2f}x",
+                 load()])
     rows.append(["  the same, whole process (start-up, imports included)", spread(process), "-", "-", load()])
     rows.append(["  the same again in that process (warm)", spread(warm), "-", "-", load()])
     for label, filters in FILTERS.items():

@@ -1,5 +1,5 @@
 """`python -m traceglider` runs the command line."""
 
-from traceglider.cli import main
+from traceglider.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -296,6 +296,14 @@ def _log_level() -> str:
         return "INFO"  # the command itself reports the bad setting, as one line
 
 
+def entry() -> int:
+    """The `traceglider` command: `main` in a process that is ours alone."""
+    from traceglider.memory import keep_pandas_out
+
+    keep_pandas_out()
+    return main()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# The event types that count as interactions (events, and a visit's `interactions`):
-# what the visits dataset, the stats metrics and the DDL's readers all mean by it.
-INTERACTION_TYPES = ("custom", "click", "form_submit")
-INTERACTIONS_SQL = "(" + ",".join(f"'{kind}'" for kind in INTERACTION_TYPES) + ")"  # constants, not client data
+from traceglider.visits import INTERACTION_TYPES as INTERACTION_TYPES  # where the writers find them
+from traceglider.visits import INTERACTIONS_SQL as INTERACTIONS_SQL
 
 # Order matters only for readability of the files; readers select by name.
 EVENT_FIELDS: list[tuple[str, pa.DataType, str]] = [

@@ -19,6 +19,9 @@ log = logging.getLogger("traceglider")
 
 def app_from_env() -> FastAPI:
     """The app for worker processes, built from the environment `serve` prepared."""
+    from traceglider.memory import keep_pandas_out
+
+    keep_pandas_out()  # a worker is a process of its own (spawned, not forked)
     from traceglider.app import create_app
     from traceglider.connections import configure
 

@@ -19,7 +19,7 @@ the visit); `v` is a visit (one row per visit, the 30-minute inactivity rule of
 
 from __future__ import annotations
 
-from traceglider.schema import INTERACTIONS_SQL
+from traceglider.visits import INTERACTIONS_SQL
 
 INTER_SQL = INTERACTIONS_SQL
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from traceglider.schema import INTERACTIONS_SQL
 from traceglider.storage.layout import VISIT_ID_SQL, VISIT_TIMEOUT_MINUTES
+from traceglider.visits import INTERACTIONS_SQL
 
 # A visit's attributes: those of its first pageview, or of its first event without one.
 _EVENT_ATTRIBUTES = ("referrer", "source", "channel", "utm_source", "utm_medium", "utm_campaign",
