@@ -293,6 +293,9 @@ def main() -> None:
     ap.add_argument("--s3", action="store_true", help="also the default view on a moto S3 server")
     args = ap.parse_args()
     if args.child:
+        from traceglider.memory import keep_pandas_out
+
+        keep_pandas_out()  # as the command's process (`serve`, `stats`) does
         what, *rest = args.child
         result = {"dashboard": lambda: child_dashboard(rest[0], rest[1] if len(rest) > 1 else None),
                   "filtered": lambda: child_filtered(rest[0], rest[1]),
