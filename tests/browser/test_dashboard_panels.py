@@ -500,6 +500,33 @@ def test_goals_and_funnels_are_managed_from_the_page(open_page: Callable[..., Pa
     assert status == 415
 
 
+def test_the_manage_buttons_show_when_their_script_arrives_after_the_panels(
+        open_page: Callable[..., Page]) -> None:
+    # Both scripts are deferred: dashboard.js starts drawing as soon as it has run, and
+    # manage.js may come later (a slow connection, a loaded server). Held back here
+    # until the goals and funnel cards are drawn, it must still give them their buttons.
+    page = open_page(f"site={LAB}&period=day")
+    held: list[Any] = []
+    page.route("**/dashboard/static/manage.js", lambda route: held.append(route))
+    page.reload(wait_until="commit")
+    while not held:
+        page.wait_for_timeout(20)
+    drawn = "n => !!document.querySelector(`[data-panel=\"${n}\"] .card-foot`)"
+    page.wait_for_function(drawn, arg="goals")
+    page.wait_for_function(drawn, arg="funnel")
+    assert page.locator("button.manage").count() == 0  # the race, as a slow load has it
+    held[0].continue_()
+    panel(page, "goals").locator("button", has_text="Manage goals").wait_for()
+    panel(page, "funnel").locator("button", has_text="Manage funnels").wait_for()
+    settle(page)
+    assert page.locator("button.manage").count() == 2
+    panel(page, "goals").locator("button", has_text="Manage goals").click()
+    page.locator("#manage-title", has_text=f"Goals of {LAB}").wait_for()
+    page.click("#manage-close")
+    page.wait_for_function("() => document.getElementById('manage').hidden")
+    settle(page)
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_phone_layout_tells_paths_apart_and_keeps_headers_in_cards(
         open_page: Callable[..., Page], scheme: str) -> None:

@@ -817,7 +817,18 @@
   }
 
   // -- refresh -------------------------------------------------------------------------
-  function manageButton() { /* goals and funnels are managed from the dashboard: see manage.js part below */ }
+  // The owner's "Manage" buttons come from manage.js. Both scripts are deferred, but this
+  // one starts drawing once it has run, so manage.js may arrive after the goals and
+  // funnel cards are drawn: the footers are kept, and get their button when it does.
+  var addManage = null, manageFoots = {};
+  function manageButton(footer, what) {
+    manageFoots[what] = footer;
+    if (addManage) { addManage(footer, what); }
+  }
+  function setManage(fn) {
+    addManage = fn;
+    Object.keys(manageFoots).forEach(function (what) { if (manageFoots[what].isConnected) { fn(manageFoots[what], what); } });
+  }
   function allPanels() {
     return Object.keys(PANELS).concat(Object.keys(EXTRA)).filter(function (n) { return document.querySelector('[data-panel="' + n + '"]'); });
   }
@@ -975,6 +986,6 @@
   window.TG = { state: state, fmt: fmt, flag: flag, flagsDrawn: flagsDrawn, ticks: ticks, el: el, clear: clear, button: button, get: get, send: send,
     refresh: refresh, showError: showError, display: display, register: function (name, fn) { EXTRA[name] = fn; },
     table: table, head: head, tabbar: tabbar, pickTab: pickTab, shown: shown, withFilters: withFilters, addFilter: addFilter,
-    setManage: function (fn) { manageButton = fn; } };
+    setManage: setManage };
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();

@@ -129,11 +129,12 @@
     funnelForm(body, editing);
   }
 
-  // The goals and funnel cards get a "Manage" button for the owner.
-  TG.setManage(function (card, what) {
+  // The goals and funnel cards' footers get a "Manage" button for the owner (those
+  // drawn before this script arrived too: see setManage in dashboard.js).
+  TG.setManage(function (footer, what) {
     if (TG.state.role !== "owner") { return; }
     var b = button("more manage", what === "goals" ? "Manage goals" : "Manage funnels", function () { (what === "goals" ? goals : funnels)(); });
-    card.appendChild(b);
+    footer.appendChild(b);
   });
   document.addEventListener("DOMContentLoaded", function () {
     $("manage-close").addEventListener("click", close);
