@@ -5,7 +5,7 @@ page cache beyond what the machine keeps), repeated, reported as min/median/max 
 the load average. "plain DuckDB" is hand-written SQL over the same visits and events
 files (`plain()`): the physical limit of answering from this layout.
 
-    .venv/bin/python bench/bench_stats.py --store /work/data-10m/local [--repeat 5] [--s3]
+    .venv/bin/python bench/bench_stats.py --store /work/data-10m/local [--repeat 5] [--s3 [--latency-ms 20]]
     .venv/bin/python bench/bench_stats.py --generate 10000000 --store /work/data-10m/local
 
 With `--s3` the store is copied to a moto server on loopback and the default view is
@@ -48,7 +48,8 @@ def child_dashboard(store: str, endpoint: str | None) -> dict:
     from traceglider.stats.api import handle
     from traceglider.stats.engine import Engine
 
-    engine = Engine(_storage(store, endpoint))
+    threads = int(os.environ.get("BENCH_THREADS", "0")) or None  # None: the product's choice
+    engine = Engine(_storage(store, endpoint), threads=threads)
     requests = default_requests(SITE, lambda site: service.site_config(engine, site))
     t0 = time.perf_counter()
     for kind, params in requests:
@@ -291,6 +292,8 @@ def main() -> None:
     ap.add_argument("--generate", type=int)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--s3", action="store_true", help="also the default view on a moto S3 server")
+    ap.add_argument("--latency-ms", type=float, default=0.0,
+                    help="with --s3: hold every request to S3 this long (bench/latency_proxy.py)")
     args = ap.parse_args()
     if args.child:
         from traceglider.memory import keep_pandas_out
@@ -340,13 +343,18 @@ def main() -> None:
     rows.append(["  its max RSS, MiB", f"{min(c[1] for c in cli)} / {statistics.median([c[1] for c in cli])} / "
                                        f"{max(c[1] for c in cli)}", "-", "-", load()])
     if args.s3:
-        rows += s3_rows(args.store, args.repeat)
+        rows += s3_rows(args.store, args.repeat, args.latency_ms / 1000)
     print(table(rows))
 
 
-def s3_rows(store: str, repeat: int) -> list[list[str]]:
+def s3_rows(store: str, repeat: int, latency: float = 0.0) -> list[list[str]]:
+    """The default view over moto's S3 on loopback (every request held `latency` s by a
+    proxy: a real store's round trip), with the product's threads and with one per core
+    (what it used before reading object storage with more), against plain DuckDB reading
+    the same columns once."""
     from moto.server import ThreadedMotoServer
 
+    from bench.latency_proxy import LatencyProxy
     from traceglider.storage.local import LocalStorage
     from traceglider.storage.s3 import S3Storage
 
@@ -356,24 +364,30 @@ def s3_rows(store: str, repeat: int) -> list[list[str]]:
     try:
         os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                            "AWS_DEFAULT_REGION": "us-east-1"})
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = S3Storage("s3://tg-bench/data", endpoint_url=endpoint)
+        s3 = S3Storage("s3://tg-bench/data", endpoint_url=f"http://127.0.0.1:{port}")
         s3.client.create_bucket(Bucket="tg-bench")
         local = LocalStorage(store)
         for prefix in ("events/", "visits/", "_sites/"):
             for info in local.list(prefix):
                 s3.put(info.key, local.get(info.key))
-        cold, plain = [], []
-        for _ in range(repeat):
-            cold.append(run_child("dashboard", "s3://tg-bench/data", endpoint)[0]["cold"])
-            plain.append(run_child("plain_scan", "s3://tg-bench/data", endpoint)[0]["first"])
-        local = [run_child("plain_scan", store)[0]["first"] for _ in range(repeat)]
+        cold, per_core, plain = [], [], []
+        with LatencyProxy("127.0.0.1", port, latency) as proxy:
+            endpoint = f"http://127.0.0.1:{proxy.port}"
+            for _ in range(repeat):
+                cold.append(run_child("dashboard", "s3://tg-bench/data", endpoint)[0]["cold"])
+                per_core.append(run_child("dashboard", "s3://tg-bench/data", endpoint,
+                                          env={"BENCH_THREADS": str(os.cpu_count() or 1)})[0]["cold"])
+                plain.append(run_child("plain_scan", "s3://tg-bench/data", endpoint)[0]["first"])
+        local_scan = [run_child("plain_scan", store)[0]["first"] for _ in range(repeat)]
     finally:
         server.stop()
     ratio = statistics.median(cold) / statistics.median(plain)
-    return [["default dashboard view on S3 (moto on loopback), fresh process", spread(cold), spread(plain),
+    held = f", every request held {latency * 1000:.0f} ms" if latency else ""
+    return [[f"default dashboard view on S3 (moto on loopback{held}), fresh process", spread(cold), spread(plain),
              f"{ratio:.2f}x", load()],
-            ["  plain DuckDB reading those files once, local disk (the same columns)", "-", spread(local), "-",
+            [f"  the same with one DuckDB thread per core ({os.cpu_count()})", spread(per_core), "-",
+             f"{statistics.median(per_core) / statistics.median(cold):.2f}x ours", load()],
+            ["  plain DuckDB reading those files once, local disk (the same columns)", "-", spread(local_scan), "-",
              load()]]
 
 
