@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import threading
 
 import orjson
 
 from tests.helpers import row, stored_ids, wait_for
 from traceglider.errors import StorageError
-from traceglider.spool.flusher import Flusher
+from traceglider.spool.flusher import DELIVERY_NICENESS, Flusher
 from traceglider.spool.wal import Spool, read_records
 
 
@@ -156,3 +157,26 @@ def test_a_name_the_disk_refuses_is_set_aside_not_taken_for_an_outage(tmp_path, 
     assert stored_ids(local_storage) == ["kept"]
     assert flusher.status()["quarantine_reasons"] == {"name_refused": 1}
     spool.close()
+
+
+def _niceness(thread_id: int) -> int:
+    stat = open(f"/proc/self/task/{thread_id}/stat").read()  # noqa: SIM115 - one read
+    return int(stat.rpartition(")")[2].split()[16])  # field 19, after "(comm)"
+
+
+def test_delivery_runs_at_a_lower_cpu_priority_than_the_requests(tmp_path, local_storage):
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    flusher = Flusher(spool, local_storage, flush_seconds=3600, flush_events=1000)
+    flusher.start()
+    try:
+        delivery = next(t for t in flusher._threads if t.name == "tg-flusher")
+        assert delivery.native_id is not None
+        here = _niceness(threading.get_native_id())
+        assert wait_for(lambda: _niceness(delivery.native_id) == min(19, here + DELIVERY_NICENESS))
+        # the rest of the process (the event loop, the spool's writer) keeps its own
+        assert _niceness(threading.get_native_id()) == here
+        writer = next(t for t in threading.enumerate() if t.name == "tg-spool-writer")
+        assert _niceness(writer.native_id) == here  # type: ignore[arg-type]
+    finally:
+        flusher.stop()
+        spool.close()

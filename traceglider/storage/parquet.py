@@ -7,6 +7,7 @@ Rows are plain dicts keyed by the columns of `traceglider.schema`, with
 from __future__ import annotations
 
 import io
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -25,6 +26,8 @@ from traceglider.storage.layout import (
 from traceglider.types import EventRow
 
 ROW_GROUP_SIZE = 256 * 1024
+MIN_JSON_BLOCK = 1 << 20  # Arrow's default block; a row must fit in one
+DAY_MICROS = 86_400 * 1_000_000
 
 
 # The shape rows have before they become files: `site` as a column, timestamps as
@@ -43,8 +46,13 @@ def rows_to_table(rows: Sequence[EventRow]) -> pa.Table:
 
 def ndjson_to_table(data: bytes) -> pa.Table:
     """Newline-delimited JSON rows as a table in the wire shape, parsed in C++ with the
-    GIL released, so delivering a segment does not stall the request thread."""
-    return pajson.read_json(io.BytesIO(data), parse_options=_JSON_OPTIONS)
+    GIL released, so delivering a segment does not stall the request thread.
+
+    On the calling thread, in one block: Arrow's thread pool saves no CPU here (5.9 us
+    a row either way, measured on the spool's rows), and work on the caller's thread
+    runs at the caller's priority, which the flusher lowers below the event loop's."""
+    options = pajson.ReadOptions(use_threads=False, block_size=max(MIN_JSON_BLOCK, len(data) + 1))
+    return pajson.read_json(io.BytesIO(data), read_options=options, parse_options=_JSON_OPTIONS)
 
 
 def to_file_table(table: pa.Table) -> pa.Table:
@@ -58,6 +66,9 @@ def wire_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
         return []
     if table.column("site").null_count or table.column("received_at").null_count:
         raise ValueError("rows without a site or received_at cannot be partitioned")
+    one = _only_partition(table)
+    if one is not None:
+        return [(*one, table)]
     days = pc.strftime(pc.cast(table.column("received_at"), pa.timestamp("us", tz="UTC")), format="%Y-%m-%d")
     keyed = table.append_column("__date", days)
     parts = []
@@ -65,6 +76,21 @@ def wire_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
         mask = pc.and_(pc.equal(keyed.column("site"), key["site"]), pc.equal(keyed.column("__date"), key["__date"]))
         parts.append((key["site"], key["__date"], table.filter(mask)))
     return sorted(parts, key=lambda part: (part[0], part[1]))
+
+
+def _only_partition(table: pa.Table) -> tuple[str, str] | None:
+    """(site, date) when every row has the same site and UTC day, which is what a
+    segment of a single-site collector holds almost always: then no per-row dates or
+    masks (1.8 us a row, a fifth of delivering it)."""
+    received = pc.min_max(table.column("received_at"))
+    first, last = received["min"].as_py(), received["max"].as_py()
+    if first < 0 or first // DAY_MICROS != last // DAY_MICROS:
+        return None
+    sites = pc.min_max(table.column("site"))
+    if sites["min"].as_py() != sites["max"].as_py():
+        return None
+    day = time.strftime("%Y-%m-%d", time.gmtime(first // 1_000_000))
+    return sites["min"].as_py(), day
 
 
 def split_partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
