@@ -12,8 +12,9 @@ baselines in the same run, same uvicorn, same load generator:
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 1,10,50] [--rounds 3] [--before DIR]
 
 Each round runs every server at every client count (paired runs: the machine is
-shared and noisy, so ratios are taken within a round); the table gives the median of
-the rounds with min-max. CPU per request is the servers' whole process tree
+shared and noisy, so ratios are taken within a round), starting with a different
+server each round and writing back each server's files before the next starts; the
+table gives the median of the rounds with min-max. CPU per request is the servers' whole process tree
 (utime + stime from /proc, every thread and worker) divided by the requests answered;
 "loop" is the part spent on the event-loop threads (each process's main thread),
 where requests are parsed, enriched and answered, the rest is the spool writer, the
@@ -148,7 +149,18 @@ def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int,
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+        # Write back what this server left dirty (its spool, its Parquet, the naive
+        # log) now: otherwise the kernel does it during the next server's run, whose
+        # fsyncs then wait behind it (the server that ran second was 0.5-0.8x the one
+        # before it, whichever it was).
+        os.sync()
     return out
+
+
+def rotated(kinds: list[str], round_: int) -> list[str]:
+    """The servers in a different order each round, so none always runs first."""
+    shift = round_ % len(kinds)
+    return kinds[shift:] + kinds[:shift]
 
 
 def spread(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -174,7 +186,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             rounds.append({kind: measure(kind, clients, args.seconds, Path(tmp), r, args.before)
-                           for kind in kinds})
+                           for kind in rotated(kinds, r)})
     load_after = os.getloadavg()
 
     def values(kind: str, c: int, key: str) -> list[float]:
