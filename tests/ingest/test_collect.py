@@ -82,6 +82,22 @@ def test_cors_headers_on_the_answer(client):
     assert response.headers["access-control-allow-origin"] == "https://blog.example.com"
 
 
+@pytest.mark.parametrize("origin", [None, "https://blog.example.com"])
+def test_the_answer_carries_the_headers_of_the_documented_route(client, origin):
+    """The 202 is sent as two ASGI messages without a Starlette Response: it has the
+    headers that Response gives the FastAPI route of the same path, in their order."""
+    from starlette.responses import Response
+
+    from traceglider.ingest import edge
+
+    headers = {"origin": origin} if origin else {}
+    answer = client.post("/collect", json=batch("example.com", ["h1", "h2"]), headers=headers)
+    expected = Response(b'{"accepted":2}', status_code=202, headers=edge.cors_headers(origin),
+                        media_type="application/json")
+    assert answer.status_code == 202 and answer.content == b'{"accepted":2}'
+    assert answer.headers.multi_items() == [(k.decode(), v.decode()) for k, v in expected.raw_headers]
+
+
 def test_the_pixel_records_a_pageview(client, tmp_path):
     response = client.get("/collect.gif", params={"site": "example.com", "url": "https://example.com/mail"})
     assert response.status_code == 200 and response.headers["content-type"] == "image/gif"

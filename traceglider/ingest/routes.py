@@ -46,6 +46,7 @@ class Ingest:
         self.pipeline = pipeline
         self.sink = sink
         self.clock = clock
+        self.sites: tuple[str, ...] = settings.sites  # read per request: a settings attribute is a lookup
         self.limiter = RateLimiter(settings.rate_limit)
         self.forwarded = ForwardedWatch(settings.trusted_proxies)
         self.accepted = 0
@@ -82,7 +83,7 @@ class Ingest:
         )
 
     def check_site(self, site: str) -> None:
-        if not edge.site_allowed(site, self.settings.sites):
+        if not edge.site_allowed(site, self.sites):
             raise Forbidden(f"site {site!r} is not configured on this collector (TG_SITES)")
 
     async def accept(self, rows: list[PipelineRow], info: RequestInfo) -> list[PipelineRow]:
