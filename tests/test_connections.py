@@ -129,3 +129,72 @@ def test_serve_guards_the_httptools_protocol_when_it_is_installed() -> None:
 
     protocol = configure(load())
     assert issubclass(protocol, HttpToolsProtocol) and issubclass(protocol, Guard)
+
+
+class RecordingTransport:
+    """What a connection's transport is asked to do, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+        self.closing = True
+
+    def abort(self) -> None:
+        self.calls.append(("abort", b""))
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_an_answers_header_and_body_writes_reach_the_socket_as_one() -> None:
+    import asyncio
+
+    from traceglider.connections import CoalescedWrites
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        inner = RecordingTransport()
+        writes = CoalescedWrites(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+        writes.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+        writes.write(b'{"accepted":1}')
+        assert inner.calls == []  # held until the end of this turn of the loop
+        await asyncio.sleep(0)
+        writes.write(b"next answer")
+        writes.close()  # sends what it holds first
+        writes.write(b"after close")
+        await asyncio.sleep(0)
+        assert writes.get_extra_info("peername") == "info:peername"  # the rest is the transport's
+        return inner.calls
+
+    assert asyncio.run(scenario()) == [("write", b'HTTP/1.1 202 Accepted\r\n\r\n{"accepted":1}'),
+                                       ("write", b"next answer"), ("close", b"")]
+
+
+def test_a_connection_aborted_or_gone_drops_what_was_held() -> None:
+    import asyncio
+
+    from traceglider.connections import CoalescedWrites
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        inner = RecordingTransport()
+        writes = CoalescedWrites(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+        writes.write(b"never sent")
+        writes.abort()
+        await asyncio.sleep(0)
+        gone = RecordingTransport()
+        late = CoalescedWrites(gone, asyncio.get_running_loop())  # type: ignore[arg-type]
+        late.write(b"for a peer that left")
+        gone.closing = True  # the peer hung up within the turn
+        await asyncio.sleep(0)
+        return inner.calls + gone.calls
+
+    assert asyncio.run(scenario()) == [("abort", b"")]

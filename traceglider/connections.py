@@ -10,6 +10,11 @@ within `header_timeout` seconds of its start (or of the previous answer), or who
 body is not complete within `body_timeout` seconds of its headers; and a connection
 beyond `max_connections` is answered 503 and closed at once.
 
+The guard also hands the protocol a transport that sends what one turn of the event
+loop writes as one write (`CoalescedWrites`): uvicorn writes an answer's status line
+and headers, then its body, each at once, and on loopback the first of those two
+socket writes cost 10.5% of the event loop's time under load, the second 4.4%.
+
 The guard sits on uvicorn's httptools protocol (llhttp, in C) when httptools is
 installed (`uvicorn[standard]` brings it), else on its h11 protocol (pure Python). A
 profile of `/collect` under load had 37% of the event loop's time in h11 alone:
@@ -61,6 +66,45 @@ def connection_cap(file_limit: int, configured: int | None = None) -> int:
     return min(configured, room) if configured else room
 
 
+class CoalescedWrites:
+    """A connection's transport whose writes within one turn of the event loop reach
+    the socket as one (at the end of the turn), in order. Everything else is the
+    transport's own; `close` sends what is held first, as the transport would."""
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is None:
+            self._held = [data]
+            self._loop.call_soon(self._send)
+        else:
+            self._held.append(data)
+
+    def _send(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class Guard(asyncio.Protocol):
     """Read deadlines and a connection cap over one of uvicorn's HTTP protocols
     (class attributes, set by `configure` in each server process). Both protocols
@@ -87,6 +131,9 @@ class Guard(asyncio.Protocol):
             transport.write(BUSY)
             transport.close()
             return
+        # Every write of the connection goes through it (answers, errors, 100
+        # Continue), so none can overtake one held.
+        self.transport = CoalescedWrites(transport, self.loop)  # type: ignore[assignment]
         self._expect("headers")
 
     def data_received(self, data: bytes) -> None:
