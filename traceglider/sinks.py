@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,35 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_exception(Unavailable("the spool did not confirm the write in time; retry", retry_after=5))
 
 
+class _Deadlines:
+    """The writes one event loop waits for, failed with a 503 once ACCEPT_TIMEOUT has
+    passed, under one timer for all of them: uvloop's call_later and its cancel took
+    4 us a request (asyncio.wait_for more), a timer armed and disarmed per answer.
+    Writes are watched in the order they are submitted, so their deadlines are in
+    order too and the timer only ever needs the first one still waiting."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, future: asyncio.Future[None]) -> None:
+        waiting = self._waiting
+        while waiting and waiting[0][1].done():  # answered: mostly all but the last few
+            waiting.popleft()
+        waiting.append((self.loop.time() + ACCEPT_TIMEOUT, future))
+        if self._timer is None:
+            self._timer = self.loop.call_at(waiting[0][0], self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        now, waiting = self.loop.time(), self._waiting
+        while waiting and (waiting[0][1].done() or waiting[0][0] <= now):
+            _expire(waiting.popleft()[1])
+        if waiting:
+            self._timer = self.loop.call_at(waiting[0][0], self._due)
+
+
 class SpoolSink:
     """The spool and its flusher, opened when the app starts and closed when it stops
     (and reopened if the app is started again, as test harnesses do)."""
@@ -47,19 +76,21 @@ class SpoolSink:
         self.completes_later = complete is not None
         self.spool: Spool | None = None
         self.flusher: Flusher | None = None
+        # Of the loop the last write came from; another loop (an app started again,
+        # a test's asyncio.run) gets its own, and the old one still expires its own.
+        self._deadlines: _Deadlines | None = None
 
     async def accept(self, rows: list[PipelineRow]) -> None:
         spool, flusher = self.spool, self.flusher
         if spool is None or flusher is None:
             raise Unavailable("the collector is starting or stopping; retry shortly", retry_after=2)
         future = spool.submit_async(b"\n".join(map(orjson.dumps, rows)), len(rows))
-        # One timer, not asyncio.wait_for (a waiter future, callbacks and a timer per
-        # request): if the write hangs, the timer fails the future with a 503.
-        timer = asyncio.get_running_loop().call_later(ACCEPT_TIMEOUT, _expire, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
+        if not future.done():  # refused at once (full, closing): nothing to wait for
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not future.get_loop():
+                self._deadlines = deadlines = _Deadlines(future.get_loop())
+            deadlines.watch(future)  # if the write hangs, a 503 after ACCEPT_TIMEOUT
+        await future
         flusher.notify()
 
     def write_alone(self, rows: list[PipelineRow]) -> bool:
