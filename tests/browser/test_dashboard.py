@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.browser.dashboard_page import settle
 from tests.helpers import MovableClock, free_port, recent_step_us
 from traceglider import demo_data
 from traceglider.config import load
@@ -104,9 +105,14 @@ def test_login_filter_range_and_no_console_errors(server: str, browser: object) 
     resp = page.goto(server + "/dashboard")
     assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
     page.fill("#token", "wrong")
-    page.click("button[type=submit]")
+    # the wrong token's 401 is logged by Chromium, as it should be: waited for, so that
+    # it cannot arrive after the clear below and be taken for an error of the dashboard
+    with page.expect_console_message(lambda m: m.type == "error" and "401" in m.text):
+        page.click("button[type=submit]")
+    page.wait_for_load_state()
     assert page.locator("#token").is_visible()
-    errors.clear()  # the wrong token's 401 is logged by Chromium, as it should be
+    assert [e for e in errors if "401" not in e] == []
+    errors.clear()
     _login(page, server)
     page.wait_for_selector("#chart svg path.line")
     page.screenshot(path="/tmp/tg-dashboard.png", full_page=True)
@@ -114,7 +120,7 @@ def test_login_filter_range_and_no_console_errors(server: str, browser: object) 
 
     page.locator('[data-panel="countries"] .row').first.click()  # click a row to filter
     page.wait_for_selector(".chip")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert "country" in page.locator(".chip").first.text_content().lower()
     page.wait_for_function("v => document.querySelector('.stat-value').textContent !== v",
                            arg=visitors_before)
@@ -122,7 +128,7 @@ def test_login_filter_range_and_no_console_errors(server: str, browser: object) 
     page.locator('[data-panel="pages"] .row').first.click()  # a page filter shows navigation
     page.wait_for_selector('[data-panel="navigation"] h3')
     page.select_option("#period", "7d")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert "period=7d" in page.url
     page.screenshot(path="/tmp/tg-dashboard-filtered.png", full_page=True)
 
@@ -142,18 +148,18 @@ def test_xss_corpus_stays_inert(server: str, browser: object) -> None:
     page.on("dialog", lambda d: (errors.append("dialog " + d.message), d.dismiss()))
     _login(page, server)
     page.select_option("#period", "day")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     for prop in ("Entry", "Exit"):
         page.locator('[data-panel="pages"] .tab', has_text=prop).click()
     page.locator('[data-panel="devices"] .tab', has_text="Browsers").click()
     page.locator('[data-panel="sources"] .tab', has_text="UTM campaign").click()
-    page.wait_for_load_state("networkidle")
+    settle(page)
     text = page.locator("body").inner_text()
     assert "<img src=x onerror=window.__xss=1>" in text  # shown as text
     evil = page.locator('[data-panel="events"] .row', has_text="<svg onload")
     evil.first.click()
     page.wait_for_selector('[data-panel="events"] .props h4')
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.screenshot(path="/tmp/tg-dashboard-xss.png", full_page=True)
     assert page.evaluate("window.__xss") is None
     assert page.locator("main img, main script, main svg:not(#chart svg) *[onload]").count() == 0
@@ -213,7 +219,7 @@ def test_the_default_view_asks_exactly_what_serve_prepares(server: str, browser:
 
     page.on("request", note)
     _login(page, server)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     expected = default_requests(SITE, lambda s: site_config(engine(), s))
     assert sorted(asked) == sorted((k, tuple(sorted(p.items()))) for k, p in expected)
     assert answers.computed == computed  # every panel came ready

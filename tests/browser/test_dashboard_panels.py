@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.dashboard_page import settle
 from tests.helpers import free_port, recent_step_us, row
 from traceglider import demo_data
 from traceglider.config import load
@@ -136,13 +137,6 @@ def open_page(server: str, browser: Any) -> Iterator[Callable[..., Page]]:
     assert errors == [], f"console errors: {errors}"
 
 
-def settle(page: Page) -> None:
-    """Every panel drawn: no card still loading, no request in flight."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("() => document.querySelectorAll('[data-panel].loading, .stat.loading').length === 0"
-                           " && !!document.querySelector('#chart svg')")
-
-
 def panel(page: Page, name: str) -> Any:
     return page.locator(f'[data-panel="{name}"]')
 
@@ -249,7 +243,7 @@ def test_every_list_has_a_details_view(open_page: Callable[..., Page]) -> None:
     for name in ("pages", "sources", "countries", "devices", "goals", "funnel", "events", "navigation",
                  "vitals", "environment"):
         panel(page, name).locator(".more", has_text="Details").click()
-        page.wait_for_selector("#details-rows tbody tr")
+        page.wait_for_selector("#details-rows:not(.loading) tbody tr")
         assert page.locator("#details-title").text_content()
         page.click("#details-close")
         page.wait_for_function("() => document.getElementById('details').hidden")
@@ -271,6 +265,7 @@ def test_switching_site_never_shows_the_last_sites_figures(open_page: Callable[.
     page.wait_for_function("() => document.querySelector('.stat-value').textContent === '…'")
     while len(held) < 2:  # the period's and the previous period's
         page.wait_for_timeout(20)
+    assert page.locator("body[aria-busy=true]").count() == 1  # what settle() waits out
     for route in held:
         route.continue_()
     page.unroute(pattern)
@@ -292,7 +287,7 @@ def test_the_url_reproduces_the_view(open_page: Callable[..., Page], server: str
     panel(page, "countries").locator(".row").first.click()
     settle(page)
     panel(page, "sources").locator(".more", has_text="Details").click()
-    page.wait_for_selector("#details-rows tbody tr")
+    page.wait_for_selector("#details-rows:not(.loading) tbody tr")
     url = page.url
     other = page.context.new_page()
     other.goto(url)
@@ -302,7 +297,7 @@ def test_the_url_reproduces_the_view(open_page: Callable[..., Page], server: str
     assert other.locator("#metric").input_value() == "pageviews"
     assert panel(other, "devices").locator(".tab.on").text_content() == "Browsers"
     assert "country" in other.locator(".chip").text_content().lower()
-    other.wait_for_selector("#details-rows tbody tr")
+    other.wait_for_selector("#details-rows:not(.loading) tbody tr")
     assert other.locator("#details-title").text_content().startswith("Sources")
     other.close()
 
@@ -370,7 +365,7 @@ def test_errors_show_the_xss_corpus_as_text_and_filter(open_page: Callable[..., 
     assert top.locator(".num").all_text_contents()[:3] == ["3", "2", "2"]  # errors, visitors, pages
     assert top.locator(".num-last_seen").text_content().endswith("ago")
     errors.locator(".more", has_text="Details").click()
-    page.wait_for_selector("#details-rows tbody tr")
+    page.wait_for_selector("#details-rows:not(.loading) tbody tr")
     with page.expect_download() as info:
         page.click("#details-csv")
     csv_text = Path(info.value.path()).read_text(encoding="utf-8")
@@ -389,7 +384,7 @@ def test_errors_show_the_xss_corpus_as_text_and_filter(open_page: Callable[..., 
     assert panel(page, "environment").locator(".label", has_text=XSS[3]).count() == 1
     for name in ("vitals", "environment"):
         panel(page, name).locator(".more", has_text="Details").click()
-        page.wait_for_selector("#details-rows tbody tr")
+        page.wait_for_selector("#details-rows:not(.loading) tbody tr")
         page.click("#details-close")
     panel(page, "environment").locator(".tab", has_text="Time zones").click()
     panel(page, "environment").locator(".label", has_text=XSS[1]).wait_for()

@@ -503,12 +503,12 @@
   function panel(name) {
     var card = document.querySelector('[data-panel="' + name + '"]');
     if (!card) { return Promise.resolve(); }
+    card.classList.add("loading");  // until redrawn (foot() takes it off)
     if (EXTRA[name]) { return EXTRA[name](card); }
     var def = PANELS[name];
     var prop = pickTab(name, def.tabs);
     var spec = breakdownSpec(name, prop);
     spec.title = def.title + (def.tabs.length > 1 ? " · " + def.tabs.filter(function (t) { return t[0] === prop; })[0][1] : "");
-    card.classList.add("loading");
     return spec.load(10).then(function (rows) {
       card.classList.remove("loading");
       state.tabs[name] = prop;
@@ -839,6 +839,9 @@
     saveHash(); renderFilters(); chartControls(); syncPeriod();
     if (!quiet) { document.querySelectorAll("[data-panel]").forEach(function (c) { c.classList.add("loading"); }); }
     var gen = state.gen;
+    // busy until the headline, the chart and every panel of this view are drawn (or it
+    // failed): a cue for assistive technology, and what the browser tests wait for
+    document.body.setAttribute("aria-busy", "true");
     var jobs = [get("config").then(function (cfg) { state.config = cfg; })];
     return jobs[0].then(function () {
       return Promise.all([state.period === "realtime" ? liveHeadline() : headline(), chart()].concat(allPanels().map(panel)));
@@ -846,7 +849,9 @@
       if (gen !== state.gen) { return; }
       document.querySelectorAll("[data-panel]").forEach(function (c) { c.classList.remove("loading"); });
       if (state.details && shown[state.details] && $("details").hidden) { openDetails(state.details); }
-    }).catch(showError);
+    }).catch(showError).then(function () {
+      if (gen === state.gen) { document.body.removeAttribute("aria-busy"); }
+    });
   }
   function liveHeadline() {
     return Promise.all([get("realtime"), get("aggregate", { metrics: "visitors,pageviews" })]).then(function (a) {
