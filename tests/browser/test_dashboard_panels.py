@@ -277,6 +277,32 @@ def test_switching_site_never_shows_the_last_sites_figures(open_page: Callable[.
     assert any(v == "…" for _, v in seen)  # a loading state was shown
 
 
+def test_a_tabs_answer_that_comes_after_the_view_changed_is_dropped_quietly(
+        open_page: Callable[..., Page]) -> None:
+    # A tab picked, then a filter before the tab's answer came: that answer is of an
+    # old view, and is dropped without an uncaught error (none logged: see open_page).
+    page = open_page(f"site={DEMO}")
+    uncaught: list[str] = []
+    page.on("pageerror", lambda e: uncaught.append(str(e)))
+    held: list[Any] = []
+    pattern = "**/dashboard/api/breakdown?*property=visit%3Abrowser*"
+    page.route(pattern, lambda route: held.append(route))
+    panel(page, "devices").locator(".tab", has_text="Browsers").click()
+    while not held:
+        page.wait_for_timeout(20)
+    panel(page, "countries").locator(".row").first.click()  # another view: all redrawn
+    page.wait_for_selector(".chip")
+    while len(held) < 2:  # the new view's own Browsers tab
+        page.wait_for_timeout(20)
+    held[0].continue_()
+    held[0].request.response()  # the old view's answer, in the page before the new one's
+    held[1].continue_()
+    page.unroute(pattern)
+    settle(page)
+    assert uncaught == []
+    assert panel(page, "devices").locator(".tab.on").text_content() == "Browsers"
+
+
 def test_the_url_reproduces_the_view(open_page: Callable[..., Page], server: str) -> None:
     page = open_page(f"site={DEMO}")
     page.select_option("#period", "7d")

@@ -464,7 +464,7 @@
     tabsList.forEach(function (t) {
       var on = t[0] === current;
       var b = button(on ? "tab on" : "tab", t[1], function () {
-        state.tabs[name] = t[0]; saveHash(); (onPick || panel)(name);
+        state.tabs[name] = t[0]; saveHash(); (onPick || redraw)(name);
       });
       b.setAttribute("role", "tab"); b.setAttribute("aria-selected", on ? "true" : "false");
       bar.appendChild(b);
@@ -518,6 +518,9 @@
       shown[name] = spec;
     });
   }
+  // One card again, for a person's click (a tab): its answer may come after the view
+  // changed (Stale, dropped) or fail, and either is handled, never left uncaught.
+  function redraw(name) { return panel(name).catch(showError); }
   function eventProps(name) {
     var card = document.querySelector('[data-panel="events"]');
     return get("props", { name: name }).then(function (keys) {
@@ -642,7 +645,7 @@
       clear(card); head(card, "Web Vitals", null);
       var grid = el("div", "vitals");
       data.metrics.forEach(function (m) {
-        var box = button("vital" + (m.metric === metric ? " on" : ""), null, function () { state.tabs.vitals = m.metric; saveHash(); panel("vitals"); });
+        var box = button("vital" + (m.metric === metric ? " on" : ""), null, function () { state.tabs.vitals = m.metric; saveHash(); redraw("vitals"); });
         box.setAttribute("aria-pressed", m.metric === metric ? "true" : "false");
         box.title = VITAL_INFO[m.metric] + ": the 75th percentile of " + m.samples + " samples";
         box.appendChild(el("div", "vital-name", m.metric + " · p75"));
@@ -678,7 +681,7 @@
     };
     // a message: its pages; a page: the dashboard filtered by it
     spec.onClick = tab === "page" ? function (r) { addFilter("event:page", r.page); } : function (r) {
-      state.tabs.errors = "page"; state.tabs["errors.message"] = r.message; saveHash(); panel("errors");
+      state.tabs.errors = "page"; state.tabs["errors.message"] = r.message; saveHash(); redraw("errors");
     };
     return spec.load(10).then(function (rows) {
       clear(card); head(card, "JavaScript errors", spec);
@@ -686,7 +689,7 @@
       if (tab === "page" && message) {
         var sub = el("div", "sub"); sub.appendChild(el("span", "", "Pages of the error: "));
         sub.appendChild(el("code", "", message));
-        sub.appendChild(button("chip-x", "×", function () { delete state.tabs["errors.message"]; saveHash(); panel("errors"); }));
+        sub.appendChild(button("chip-x", "×", function () { delete state.tabs["errors.message"]; saveHash(); redraw("errors"); }));
         card.appendChild(sub);
       }
       table(card, spec, rows);
