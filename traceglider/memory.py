@@ -81,11 +81,23 @@ def spill_directory() -> Path:
     return base / f"{SPILL_PREFIX}{ns}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+class _NoPandas:
+    """A finder that says pandas is not installed (see keep_pandas_out)."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("pandas is kept out of this process", name=name)
+        return None
+
+
 def keep_pandas_out() -> None:
     """For processes of our own only (the command line, `serve`'s workers): DuckDB
     (since 1.4) imports pandas, when it is installed, before it binds any parameter, to
     recognise DataFrames. We never hand it one, and that import costs about half a
-    second and 85 MiB in every process: a third of `traceglider stats`' time. Marked
-    absent before anything imports it, pandas is skipped. A library call must not do
-    this: it hides pandas from the rest of the process."""
-    sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
+    second and 85 MiB in every process: a third of `traceglider stats`' time. Importing
+    pandas fails here as if it were not installed, which DuckDB and pyarrow both take in
+    their stride (a `None` in `sys.modules` would not do: pyarrow reads it as the module).
+    A library call must not do this: it hides pandas from the rest of the process."""
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())  # type: ignore[arg-type]
