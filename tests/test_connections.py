@@ -165,18 +165,19 @@ def test_an_answers_header_and_body_writes_reach_the_socket_as_one() -> None:
         inner = RecordingTransport()
         writes = CoalescedWrites(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
         writes.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+        assert inner.calls == []  # held for the body
         writes.write(b'{"accepted":1}')
-        assert inner.calls == []  # held until the end of this turn of the loop
-        await asyncio.sleep(0)
+        assert inner.calls == [("write", b'HTTP/1.1 202 Accepted\r\n\r\n{"accepted":1}')]  # at once
+        writes.write(b"a chunk alone")
+        await asyncio.sleep(0)  # sent at the end of the turn, not held for a next write
         writes.write(b"next answer")
         writes.close()  # sends what it holds first
         writes.write(b"after close")
         await asyncio.sleep(0)
         assert writes.get_extra_info("peername") == "info:peername"  # the rest is the transport's
-        return inner.calls
+        return inner.calls[1:]
 
-    assert asyncio.run(scenario()) == [("write", b'HTTP/1.1 202 Accepted\r\n\r\n{"accepted":1}'),
-                                       ("write", b"next answer"), ("close", b"")]
+    assert asyncio.run(scenario()) == [("write", b"a chunk alone"), ("write", b"next answer"), ("close", b"")]
 
 
 def test_a_connection_aborted_or_gone_drops_what_was_held() -> None:
