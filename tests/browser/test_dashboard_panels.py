@@ -238,6 +238,34 @@ def test_details_view_searches_sorts_and_downloads_what_it_shows(open_page: Call
     assert "details=" not in page.url
 
 
+def test_a_details_search_answered_after_a_later_one_is_not_shown(open_page: Callable[..., Page]) -> None:
+    page = open_page(f"site={DEMO}")
+    panel(page, "pages").locator(".more", has_text="Details").click()
+    page.wait_for_selector("#details-rows:not(.loading) tbody tr")
+    # every JSON answer the page has read, counted once the page's own code had it
+    page.evaluate("""() => { window.__answers = 0; const json = Response.prototype.json;
+        Response.prototype.json = function () {
+          return json.call(this).then(v => { setTimeout(() => { window.__answers++; }); return v; }); }; }""")
+    held: list[Any] = []
+    pattern = "**/dashboard/api/breakdown?*"
+    page.route(pattern, lambda route: held.append(route) if "zzz" in route.request.url else route.continue_())
+    page.fill("#details-search", "zzz")  # nothing matches: an empty table, if it were shown
+    while not held:
+        page.wait_for_timeout(20)
+    page.fill("#details-search", "blog")
+    blog = ("() => !document.querySelector('#details-rows.loading') && document.querySelectorAll("
+            "'#details-rows tbody tr').length > 0 && [...document.querySelectorAll("
+            "'#details-rows tbody tr:not(.more-row) td:first-child')].every(td => td.textContent.includes('blog'))")
+    page.wait_for_function(blog)
+    count = page.locator("#details-count").text_content()
+    answers = page.evaluate("window.__answers")
+    held[0].continue_()  # the first search's answer, now late
+    page.wait_for_function("n => window.__answers > n", arg=answers)
+    page.unroute(pattern)
+    assert page.evaluate(blog) and page.locator("#details-count").text_content() == count
+    assert page.input_value("#details-search") == "blog"
+
+
 def test_every_list_has_a_details_view(open_page: Callable[..., Page]) -> None:
     page = open_page(f"site={DEMO}&f=event%3Apage%3D%3D%2Fpricing")
     for name in ("pages", "sources", "countries", "devices", "goals", "funnel", "events", "navigation",

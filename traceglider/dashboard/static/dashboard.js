@@ -730,13 +730,18 @@
   }
   function closeDetails() {
     state.details = ""; saveHash();
+    detailsAsked += 1; $("details-rows").classList.remove("loading");  // an answer still coming is of no view
     $("details").hidden = true; document.body.classList.remove("modal-open");
   }
-  var searchTimer = null;
+  // Answers can come out of order (a short search is slower than the longer one typed
+  // after it; another details view opened meanwhile): only the last one asked is shown.
+  var searchTimer = null, detailsAsked = 0;
   function loadDetails(search) {
     var spec = shown[state.details]; if (!spec) { return; }
+    var asked = ++detailsAsked;
     var body = $("details-rows"); body.classList.add("loading");
     spec.load(1000, search).then(function (rows) {
+      if (asked !== detailsAsked) { return; }
       body.classList.remove("loading");
       var s = search.toLowerCase();
       detailRows = rows.filter(function (r) {
@@ -745,7 +750,7 @@
         });
       });
       renderDetails();
-    }).catch(showError);
+    }).catch(function (e) { if (asked === detailsAsked) { body.classList.remove("loading"); showError(e); } });
   }
   function detailColumns(spec) {
     return [[spec.key, spec.keyLabel || (spec.prop ? capital(propName(spec.prop)) : "Name")]].concat(spec.columns || [])
