@@ -11,14 +11,16 @@ baselines in the same run, same uvicorn, same load generator:
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--clients 1,10,50] [--rounds 3] [--before DIR]
 
-Each round runs every server at every client count (paired runs: the machine is
-shared and noisy, so ratios are taken within a round), starting with a different
-server each round and writing back each server's files before the next starts; the
-table gives the median of the rounds with min-max. CPU per request is the servers' whole process tree
-(utime + stime from /proc, every thread and worker) divided by the requests answered;
-"loop" is the part spent on the event-loop threads (each process's main thread),
-where requests are parsed, enriched and answered, the rest is the spool writer, the
-flusher (Parquet) and other background threads.
+Every server runs for the whole benchmark; each round runs each of them at each
+client count, the servers of one client count one right after the other (paired
+runs: the machine is shared and noisy, so ratios are taken between runs seconds
+apart), in an order that changes every time, with the files of the runs before
+written back first; the table gives the median of the rounds with min-max. CPU per
+request is the servers' whole process tree (utime + stime from /proc, every thread
+and worker) divided by the requests answered; "loop" is the part spent on the
+event-loop threads (each process's main thread), where requests are parsed, enriched
+and answered, the rest is the spool writer, the flusher (Parquet) and other
+background threads.
 Needs `wrk` (Debian package `wrk`). Prints Markdown for docs/benchmarks.md.
 """
 
@@ -130,36 +132,54 @@ def spool_fsyncs(port: int) -> dict[str, float]:
     return {f"fsync_{key}": float(timings[key]) for key in ("p50", "p99") if key in timings}
 
 
-def measure(kind: str, clients: list[int], seconds: int, tmp: Path, round_: int,
-            before: Path | None = None) -> dict[int, dict[str, float]]:
-    port = free_port()
-    process = start(kind, port, tmp / f"data-{kind}-{round_}", before)
-    out: dict[int, dict[str, float]] = {}
+def burst(kind: str, port: int, process: subprocess.Popen[bytes], clients: int, seconds: int,
+          round_: int) -> dict[str, float]:
+    """One wrk run against a running server, with its CPU per request and fsyncs."""
+    # Write back what the servers left dirty (spools, Parquet, the naive log) now:
+    # otherwise the kernel does it during this run, whose fsyncs then wait behind it
+    # (the server that ran second was 0.5-0.8x the one before it, whichever it was).
+    os.sync()
+    cpu, loop = tree_cpu_seconds(process.pid)
+    result = run_wrk(port, clients, seconds, LUA)
+    cpu_after, loop_after = tree_cpu_seconds(process.pid)
+    result["cpu_us"] = 1e6 * (cpu_after - cpu) / max(result["requests"], 1)
+    result["loop_us"] = 1e6 * (loop_after - loop) / max(result["requests"], 1)
+    result.update(spool_fsyncs(port))
+    print(f"round {round_} {kind} {clients} clients: {result}", file=sys.stderr, flush=True)
+    return result
+
+
+def measure_all(kinds: list[str], clients: list[int], seconds: int, rounds: int, tmp: Path,
+                before: Path | None) -> list[dict[str, dict[int, dict[str, float]]]]:
+    """Every server up at once; for each round and client count, one run of each,
+    one right after the other in an order that changes every time. The machine's
+    load moves within seconds here: runs of the same client count seconds apart
+    pair far better than whole servers measured a minute apart."""
+    servers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     try:
-        run_wrk(port, 10, 2, LUA)  # warm up
-        for c in clients:
-            cpu, loop = tree_cpu_seconds(process.pid)
-            result = run_wrk(port, c, seconds, LUA)
-            cpu_after, loop_after = tree_cpu_seconds(process.pid)
-            result["cpu_us"] = 1e6 * (cpu_after - cpu) / max(result["requests"], 1)
-            result["loop_us"] = 1e6 * (loop_after - loop) / max(result["requests"], 1)
-            result.update(spool_fsyncs(port))
-            out[c] = result
-            print(f"round {round_} {kind} {c} clients: {result}", file=sys.stderr, flush=True)
+        for kind in kinds:
+            port = free_port()
+            servers[kind] = (port, start(kind, port, tmp / f"data-{kind}", before))
+            run_wrk(port, 10, 2, LUA)  # warm up
+        out = []
+        for r in range(rounds):
+            measured: dict[str, dict[int, dict[str, float]]] = {kind: {} for kind in kinds}
+            for index, c in enumerate(clients):
+                for kind in rotated(kinds, r * len(clients) + index):
+                    port, process = servers[kind]
+                    measured[kind][c] = burst(kind, port, process, c, seconds, r)
+            out.append(measured)
+        return out
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
-        # Write back what this server left dirty (its spool, its Parquet, the naive
-        # log) now: otherwise the kernel does it during the next server's run, whose
-        # fsyncs then wait behind it (the server that ran second was 0.5-0.8x the one
-        # before it, whichever it was).
-        os.sync()
-    return out
+        for _, process in servers.values():
+            os.killpg(process.pid, signal.SIGTERM)
+        for _, process in servers.values():
+            process.wait(timeout=60)
 
 
-def rotated(kinds: list[str], round_: int) -> list[str]:
-    """The servers in a different order each round, so none always runs first."""
-    shift = round_ % len(kinds)
+def rotated(kinds: list[str], turn: int) -> list[str]:
+    """The servers in a different order each time, so none always runs first."""
+    shift = turn % len(kinds)
     return kinds[shift:] + kinds[:shift]
 
 
@@ -181,12 +201,9 @@ def main() -> None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     clients = [int(c) for c in args.clients.split(",")]
     kinds = args.kinds.split(",") if args.kinds else [*KINDS, *(["before"] if args.before else [])]
-    rounds: list[dict[str, dict[int, dict[str, float]]]] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
-            rounds.append({kind: measure(kind, clients, args.seconds, Path(tmp), r, args.before)
-                           for kind in rotated(kinds, r)})
+        rounds = measure_all(kinds, clients, args.seconds, args.rounds, Path(tmp), args.before)
     load_after = os.getloadavg()
 
     def values(kind: str, c: int, key: str) -> list[float]:
