@@ -213,7 +213,7 @@ class Visit:
         if clock:
             self.page.clock.install()
         self.page.goto(self.base + name + query)
-        self.page.wait_for_function("window.traceglider !== undefined")
+        self.page.wait_for_function("() => window.traceglider !== undefined")
         return self.page
 
     def run_timers(self, ms: float) -> None:

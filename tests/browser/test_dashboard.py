@@ -247,9 +247,9 @@ def test_a_503_that_says_when_is_retried_once_and_a_second_one_shown(server: str
     page.route("**/dashboard/api/aggregate?*", lambda route: answer(route, "aggregate", 1))
     page.route("**/dashboard/api/goals?*", lambda route: answer(route, "goals", 99))
     _login(page, server)
-    page.wait_for_function("document.querySelector('.stat-value').textContent.trim().length > 0")
+    page.wait_for_function("() => document.querySelector('.stat-value').textContent.trim().length > 0")
     assert refused["aggregate"] == 1  # refused once, then answered: figures on the page
-    page.wait_for_function("!document.getElementById('error').hidden")  # goals: refused twice
+    page.wait_for_function("() => !document.getElementById('error').hidden")  # goals: refused twice
     assert refused["goals"] == 2
     assert "please try again" in page.locator("#error").text_content()
     context.close()

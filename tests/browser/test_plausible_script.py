@@ -85,7 +85,7 @@ def open_page(visit: Any, plausible_site: tuple[str, Path], body: str = "", **op
         g=GLOBAL, site=json.dumps(SITE), endpoint=json.dumps(visit.collector.origin + "/api/event"),
         extra=json.dumps(options), body=body))
     visit.page.goto(f"{origin}/p/{visit.token}/index.html")
-    visit.page.wait_for_function("window.plausible !== undefined")
+    visit.page.wait_for_function("() => window.plausible !== undefined")
     return visit.page
 
 

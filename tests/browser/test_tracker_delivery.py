@@ -136,7 +136,7 @@ def test_a_long_page_scrolled_then_hidden_sends_its_engagement(visit) -> None:
     page = visit.open("long.html", clock=True)
     visit.run_timers(400)  # time on the page, moved on the page's clock
     page.mouse.wheel(0, 3000)
-    page.wait_for_function("scrollY > 0")
+    page.wait_for_function("() => scrollY > 0")
     visit.run_timers(400)  # and the 250 ms scroll read fired
     visit.hide()
     [first] = visit.events(where=lambda r: r["type"] == "engagement")

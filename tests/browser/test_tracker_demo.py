@@ -20,7 +20,7 @@ def test_the_demo_pages_record_a_visit_without_a_console_error(visit) -> None:
     page = visit.page
     marker = visit.token
     page.goto(visit.collector.origin + "/demo/")
-    page.wait_for_function("window.traceglider !== undefined")
+    page.wait_for_function("() => window.traceglider !== undefined")
     page.click("#cheer")
     page.click("text=Sign up (free)")
     page.click("text=About")

@@ -26,10 +26,10 @@ for (const type of Object.keys(__seen))
 def test_web_vitals_are_measured_and_sent_when_the_page_is_hidden(visit) -> None:
     visit.page.add_init_script(SEEN_ENTRIES)
     page = visit.open("vitals.html")
-    page.wait_for_function("document.getElementById('ad').style.height === '240px'")  # the late ad slot
-    page.wait_for_function("__seen['layout-shift'] > 0")  # and its layout-shift entry
+    page.wait_for_function("() => document.getElementById('ad').style.height === '240px'")  # the late ad slot
+    page.wait_for_function("() => __seen['layout-shift'] > 0")  # and its layout-shift entry
     page.click("#slow")
-    page.wait_for_function("__seen.event > 0")  # the slow click's event timing
+    page.wait_for_function("() => __seen.event > 0")  # the slow click's event timing
     visit.hide()
     rows = visit.events(5, where=lambda r: r["type"] == "vital")
     vitals = {r["metric_name"]: r["metric_value"] for r in rows}
@@ -65,7 +65,7 @@ def test_a_page_with_a_strict_csp_allowing_only_the_collector_works(visit) -> No
     response = visit.page.goto(visit.base + "csp.html")
     assert "default-src 'none'" in response.headers["content-security-policy"]
     page = visit.page
-    page.wait_for_function("window.traceglider !== undefined")
+    page.wait_for_function("() => window.traceglider !== undefined")
     page.click("#cta")
     page.click("#out")  # leaves the page: the queue goes out in a beacon
     rows = visit.events(3, where=lambda r: r["type"] in ("pageview", "click"))
