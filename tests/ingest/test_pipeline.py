@@ -70,3 +70,26 @@ def test_drop_reasons_are_one_literal_type_checked_at_run_time_too() -> None:
     assert get_args(DropReason) == DROP_REASONS and "bot" in DROP_REASONS
     with pytest.raises(ValueError, match="unknown drop reason"):
         Drop("spam")  # type: ignore[arg-type]
+
+
+def test_request_level_steps_in_a_row_fill_every_row_and_leave_their_cached_columns_alone() -> None:
+    cached = {"browser": "Chrome", "os": "Linux"}  # a step that hands out the same dict each time
+
+    def seen(row: dict[str, Any], request: RequestInfo) -> dict[str, Any]:
+        row["seen_browser"] = row.get("browser")  # a row-level step after the run reads its columns
+        return row
+
+    def marked(whole: Any) -> Any:  # a step function of its own: the mark is an attribute
+        return per_request(lambda row, request: row, whole)
+
+    pipeline = Pipeline([
+        ("useragent", marked(lambda request: cached)),
+        ("geo", marked(lambda request: {"country": "DE", "os": "overridden"})),
+        ("seen", seen),
+        ("identity", marked(lambda request: {"visitor_id": "v1"})),
+    ])
+    kept = pipeline.run(rows(3), make_request())
+    assert [(r["browser"], r["os"], r["country"], r["seen_browser"], r["visitor_id"]) for r in kept] == [
+        ("Chrome", "overridden", "DE", "Chrome", "v1")] * 3  # later steps win, as one update after another
+    assert cached == {"browser": "Chrome", "os": "Linux"}
+    assert all(seconds > 0 for seconds in pipeline.step_seconds.values())

@@ -94,7 +94,14 @@ class Pipeline:
         self._spent = [0.0] * len(steps)
         # What `run` and `blocking` look up of each step, once: a profile had those
         # getattr calls and the per-request bookkeeping at a third of `run`'s own time.
-        self._plan = [(name, step, getattr(step, "per_request", None)) for name, step in steps]
+        wholes: list[RequestStep | None] = [getattr(step, "per_request", None) for _, step in steps]
+        # Request-level steps in a row (bots, privacy, useragent, geo) read no row, so
+        # their columns go into the rows once, after the last of them: the same rows,
+        # a quarter of the dict updates (they were 6% of a request's time in-process).
+        last_of_run = [whole is not None and (index + 1 == len(steps) or wholes[index + 1] is None)
+                       for index, whole in enumerate(wholes)]
+        self._plan = [(name, step, whole, last)
+                      for (name, step), whole, last in zip(steps, wholes, last_of_run, strict=True)]
         self._checks = [check for _, step in steps if (check := getattr(step, "blocking", None)) is not None]
         self._lock = threading.Lock()
 
@@ -116,7 +123,8 @@ class Pipeline:
         shared = all(row.get("site", site) == site and row.get("received_at", received) == received for row in rows)
         current = rows
         times = [clock()]  # one clock reading between steps (not two per step)
-        for name, step, whole in self._plan:
+        pending: PipelineRow | None = None  # columns of request-level steps not yet in the rows
+        for name, step, whole, last_of_run in self._plan:
             if not current:
                 break
             if whole is not None and shared:
@@ -129,10 +137,14 @@ class Pipeline:
                     _dropped(name, columns, len(current))
                     drops = drops or Counter()
                     drops[name, columns.reason] += len(current)
-                    current = []
+                    current, pending = [], None
                 elif columns:
+                    # Never changed in place: a step may hand out a cached dict.
+                    pending = columns if pending is None else {**pending, **columns}  # type: ignore[typeddict-item]
+                if last_of_run and pending:
                     for row in current:
-                        row.update(columns)
+                        row.update(pending)
+                    pending = None
                 times.append(clock())
                 continue
             kept: list[PipelineRow] = []
