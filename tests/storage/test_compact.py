@@ -122,3 +122,22 @@ def test_the_column_types_the_stats_read_without_pyarrow_are_the_stored_ones():
     from traceglider.storage.visits_sql import READ_TYPES, _duck_type
 
     assert {c: _duck_type(FILE_SCHEMA.field(c).type) for c in READ_TYPES} == READ_TYPES
+
+
+def test_compaction_runs_duckdb_on_one_thread_within_its_memory(local_storage, monkeypatch):
+    """A 4.2-million-event day ran DuckDB out of compaction's 512 MiB on two threads
+    (each keeps its own aggregation state); on one it compacted in 891 MiB of RSS."""
+    from traceglider.storage import duck
+
+    seen = []
+    real = duck.connect
+
+    def spy(storage, memory_limit=None, threads=None):
+        con = real(storage, memory_limit, threads)
+        seen.append((memory_limit, con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        return con
+
+    monkeypatch.setattr(duck, "connect", spy)
+    write_rows(local_storage, [row("a", when_us=NOW_US)], "s1")
+    compact(local_storage)
+    assert seen == [(compact_module.MEMORY_LIMIT, 1)]
