@@ -6,6 +6,7 @@ loop that polls a condition (see `tests.helpers.wait_for`, `Visit.settle`,
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -31,10 +32,14 @@ def fixed_waits(tree: ast.AST) -> list[int]:
     return found
 
 
+def offenders(check: Callable[[ast.AST], list[int]]) -> dict[str, list[int]]:
+    """The test files where `check` finds lines, with those lines."""
+    return {str(path.relative_to(TESTS)): lines for path in sorted(TESTS.rglob("*.py"))
+            if (lines := check(ast.parse(path.read_text())))}
+
+
 def test_no_test_sleeps_a_fixed_time() -> None:
-    waits = {str(path.relative_to(TESTS)): lines for path in sorted(TESTS.rglob("*.py"))
-             if (lines := fixed_waits(ast.parse(path.read_text())))}
-    assert waits == {}
+    assert offenders(fixed_waits) == {}
 
 
 def test_the_check_finds_a_fixed_wait_and_lets_a_polling_step_be() -> None:
@@ -64,9 +69,7 @@ def expression_waits(tree: ast.AST) -> list[int]:
 
 
 def test_every_wait_for_function_is_given_a_function() -> None:
-    waits = {str(path.relative_to(TESTS)): lines for path in sorted(TESTS.rglob("*.py"))
-             if (lines := expression_waits(ast.parse(path.read_text())))}
-    assert waits == {}
+    assert offenders(expression_waits) == {}
 
 
 def test_the_check_finds_an_expression_wait_and_lets_a_function_be() -> None:
