@@ -57,13 +57,18 @@ def duckdb_share(budget: int, processes: int = 1) -> int:
     return min(max(2 * budget, MIN_DUCKDB_MEMORY), memory_total() // 2 // max(1, processes))
 
 
+def default_duckdb_memory() -> int:
+    """A connection's limit when none is given: half of what this process may use."""
+    return memory_total() // 2
+
+
 def open_duckdb(memory_limit: int | None = None, config: dict[str, Any] | None = None) -> Any:
     """An in-memory DuckDB connection held to `memory_limit` bytes (default half of what
     this process may use), spilling to a directory of its own (DuckDB removes it on
     close)."""
     import duckdb
 
-    limit = memory_limit or memory_total() // 2
+    limit = memory_limit or default_duckdb_memory()
     return duckdb.connect(config={**(config or {}), "memory_limit": f"{max(limit >> 20, 1)}MiB",
                                   "temp_directory": str(spill_directory())})
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from traceglider.memory import memory_total, open_duckdb
+from traceglider.memory import default_duckdb_memory, open_duckdb
 
 if TYPE_CHECKING:
     from traceglider.storage.base import Storage
@@ -35,7 +35,7 @@ def connect(storage: Storage, memory_limit: int | None = None, threads: int | No
     con.execute("SET parquet_metadata_cache = true")
     secret = storage.duckdb_secret()
     if not threads and secret is not None:
-        threads = remote_threads(memory_limit or memory_total() // 2)
+        threads = remote_threads(memory_limit or default_duckdb_memory())
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if secret is not None:
