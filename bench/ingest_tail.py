@@ -47,6 +47,8 @@ def serve_with_probes(out: Path) -> None:
     from traceglider.serve import serve
     from traceglider.spool import flusher
 
+    if "PROBE_SWITCH" in os.environ:
+        sys.setswitchinterval(float(os.environ["PROBE_SWITCH"]))
     if "PROBE_NICENESS" in os.environ:
         flusher.DELIVERY_NICENESS = int(os.environ["PROBE_NICENESS"])
     origin = time.monotonic()
@@ -103,13 +105,15 @@ def serve_with_probes(out: Path) -> None:
 
 
 def one_run(clients: int, seconds: int, gc_off: bool, no_delivery: bool, niceness: int | None,
-            tmp: Path) -> dict[str, object]:
+            switch: float | None, tmp: Path) -> dict[str, object]:
     port, out = free_port(), tmp / "timeline.json"
     env = {**os.environ, "TG_STORAGE": str(tmp / "data"), "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
            "TG_SITES": "example.com", "TG_COMPACT_SECONDS": "0", "TG_WORKERS": "1",
            "TG_HOST": "127.0.0.1", "TG_PORT": str(port), "PROBE_GC": "off" if gc_off else "on"}
     if niceness is not None:
         env["PROBE_NICENESS"] = str(niceness)
+    if switch is not None:
+        env["PROBE_SWITCH"] = str(switch)
     if no_delivery:
         env.update(TG_FLUSH_SECONDS="100000", TG_FLUSH_EVENTS="1000000000")
     process = subprocess.Popen([sys.executable, __file__, "--child", str(out)], cwd=ROOT, env=env,
@@ -152,6 +156,8 @@ def main() -> None:
     parser.add_argument("--no-delivery", action="store_true")
     parser.add_argument("--delivery-niceness", type=int, default=None,
                         help="the flusher thread's nice increment (default: spool.flusher.DELIVERY_NICENESS)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval in the server, seconds (Python's default 0.005)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -162,12 +168,13 @@ def main() -> None:
     for n in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             results.append(one_run(args.clients, args.seconds, args.gc == "off", args.no_delivery,
-                                   args.delivery_niceness, Path(tmp)))
+                                   args.delivery_niceness, args.switch_interval, Path(tmp)))
         print(f"run {n}: {results[-1]}", file=sys.stderr, flush=True)
     p99 = [float(r["p99"]) for r in results]  # type: ignore[arg-type]
     rps = [float(r["rps"]) for r in results]  # type: ignore[arg-type]
     print(f"{args.clients} clients, gc {args.gc}, delivery {'off' if args.no_delivery else 'on'} "
           f"(niceness {'default' if args.delivery_niceness is None else args.delivery_niceness}), "
+          f"switch interval {args.switch_interval or 'default'}, "
           f"{args.runs} runs of {args.seconds} s, load {load:.1f} -> {os.getloadavg()[0]:.1f}: "
           f"req/s {statistics.median(rps):.0f} ({min(rps):.0f}-{max(rps):.0f}), "
           f"p99 {statistics.median(p99):.1f} ms ({min(p99):.1f}-{max(p99):.1f})")
