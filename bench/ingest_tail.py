@@ -3,7 +3,7 @@ with the event loop's stalls, the garbage collector's pauses and the flusher's
 deliveries recorded on one clock, so the worst answers can be matched to a cause.
 
     .venv/bin/python bench/ingest_tail.py [--clients 50] [--seconds 10] [--runs 3]
-        [--gc off] [--no-delivery]
+        [--gc off] [--no-delivery] [--delivery-niceness N] [--switch-interval S]
 
 `--gc off` disables the automatic collector once the load starts; `--no-delivery`
 keeps the flusher from delivering during the run (everything stays spooled). Run the
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,6 @@ def serve_with_probes(out: Path) -> None:
     import asyncio
     import gc
     import threading
-    import time
 
     from traceglider.config import load
     from traceglider.ingest import collect
@@ -51,8 +51,7 @@ def serve_with_probes(out: Path) -> None:
         sys.setswitchinterval(float(os.environ["PROBE_SWITCH"]))
     if "PROBE_NICENESS" in os.environ:
         flusher.DELIVERY_NICENESS = int(os.environ["PROBE_NICENESS"])
-    origin = time.monotonic()
-    timeline: list[tuple[str, float, float]] = []  # (what, at s, lasted ms)
+    timeline: list[tuple[str, float, float]] = []  # (what, at: monotonic s, lasted ms)
     gc_started = [0.0]
     watching: list[asyncio.Task[None]] = []  # the loop's watch, started by the first request
 
@@ -62,7 +61,7 @@ def serve_with_probes(out: Path) -> None:
             return
         lasted = 1000 * (time.perf_counter() - gc_started[0])
         if watching and lasted >= STALL_MS and threading.current_thread() is threading.main_thread():
-            timeline.append((f"gc{info['generation']}", time.monotonic() - origin, lasted))
+            timeline.append((f"gc{info['generation']}", time.monotonic() - lasted / 1000, lasted))
 
     gc.callbacks.append(on_gc)
 
@@ -73,7 +72,7 @@ def serve_with_probes(out: Path) -> None:
         try:
             return deliver(self)
         finally:
-            timeline.append(("delivery", started - origin, 1000 * (time.monotonic() - started)))
+            timeline.append(("delivery", started, 1000 * (time.monotonic() - started)))
 
     flusher.Flusher.flush_once = timed_flush  # type: ignore[method-assign]
 
@@ -86,7 +85,7 @@ def serve_with_probes(out: Path) -> None:
             await asyncio.sleep(0.001)
             late = 1000 * (loop.time() - asked) - 1.0
             if late >= STALL_MS:
-                timeline.append(("stall", asked - origin, late))
+                timeline.append(("stall", asked, late))
 
     answer = collect.Collect.answer
     async def first_answer_starts_watch(self: collect.Collect, scope, receive):  # type: ignore[no-untyped-def]
@@ -123,27 +122,33 @@ def one_run(clients: int, seconds: int, gc_off: bool, no_delivery: bool, nicenes
             raise SystemExit("serve did not become healthy")
         run_wrk(port, 10, 2, LUA)  # warm up (and start the probe)
         os.sync()
-        result: dict[str, object] = {**run_wrk(port, clients, seconds, LUA), **spool_fsyncs(port)}
+        # CLOCK_MONOTONIC is the machine's, so the child's timeline and this window agree.
+        began = time.monotonic()
+        result: dict[str, object] = {**run_wrk(port, clients, seconds, LUA)}
+        ended = time.monotonic()
+        result.update(spool_fsyncs(port))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-    timeline = json.loads(out.read_text())
+    # Only what overlapped the measured run: not the start-up, the warm-up or the stop.
+    timeline = [(what, at, lasted) for what, at, lasted in json.loads(out.read_text())
+                if at <= ended and at + lasted / 1000 >= began]
     stalls = sorted((e for e in timeline if e[0] == "stall"), key=lambda e: -e[2])
-    collections = [e for e in timeline if e[0].startswith("gc")]
-    deliveries = [e for e in timeline if e[0] == "delivery"]
-    busy = sum(e[2] for e in deliveries) / 1000
+    others = [e for e in timeline if e[0] != "stall"]  # collections first: the more specific cause
+    others.sort(key=lambda e: e[0] == "delivery")
+    delivering = sum(min(ended, at + lasted / 1000) - max(began, at) for what, at, lasted in others
+                     if what == "delivery")
 
-    def cause(stall: list[float]) -> str:
-        """What else was happening on the loop's clock when the stall began."""
-        at = stall[1]
-        for what, start, lasted in collections:
-            if start - 0.001 <= at + stall[2] / 1000 and at <= start + lasted / 1000 + 0.001:
-                return what
-        return "delivering" if any(s <= at <= s + d / 1000 for _, s, d in deliveries) else "-"
+    def cause(stall: tuple[str, float, float]) -> str:
+        """A collection or a delivery going on during the stall, if any."""
+        _, at, lasted = stall
+        return next((what for what, start, took in others
+                     if start <= at + lasted / 1000 and at <= start + took / 1000), "-")
 
     result.update(stalls=len(stalls), worst_stalls=[(round(s[2]), cause(s)) for s in stalls[:5]],
-                  collections_ms=[round(e[2]) for e in collections], deliveries=len(deliveries),
-                  delivering_share=round(busy / max(1e-9, timeline[-1][1] if timeline else 1), 2))
+                  collections_ms=[round(e[2]) for e in others if e[0] != "delivery"],
+                  deliveries=sum(e[0] == "delivery" for e in others),
+                  delivering_share=round(delivering / (ended - began), 2))
     return result
 
 
