@@ -73,6 +73,11 @@ def clean_text(value: str) -> str:
 
 def body_is_clean(body: bytes) -> bool:
     """True when no string in this JSON body can hold a control character."""
+    # Every match starts with a backslash, a DEL or the byte 0xC2, and most bodies hold
+    # none of the three: three scans for one byte (memchr) cost under a microsecond
+    # where the pattern's search took 12 us for the benchmark's 1.5 KB body.
+    if b"\\" not in body and b"\x7f" not in body and b"\xc2" not in body:
+        return True
     return _BODY_CONTROL.search(body) is None
 
 
