@@ -51,10 +51,16 @@ KINDS = ("bare", "naive", "traceglider", "traceglider-2w")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def server_env(data: Path) -> dict[str, str]:
+    """The environment of every benchmarked server: data in `data`, no rate limit (wrk
+    is one address), one site, no compaction during the runs, quiet logs."""
+    return {**os.environ, "TG_STORAGE": str(data), "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
+            "TG_SITES": "example.com", "TG_COMPACT_SECONDS": "0"}
+
+
 def start(kind: str, port: int, data: Path, before: Path | None = None) -> subprocess.Popen[bytes]:
     python = sys.executable
-    env = {**os.environ, "TG_STORAGE": str(data), "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
-           "TG_SITES": "example.com", "TG_COMPACT_SECONDS": "0", "NAIVE_LOG": str(data) + ".jsonl"}
+    env = {**server_env(data), "NAIVE_LOG": str(data) + ".jsonl"}
     uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-access-log"]
     if kind == "bare":

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import LUA, run_wrk, spool_fsyncs  # noqa: E402
+from bench.ingest import LUA, run_wrk, server_env, spool_fsyncs  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 from tests.server import wait_healthy  # noqa: E402
 
@@ -106,9 +106,8 @@ def serve_with_probes(out: Path) -> None:
 def one_run(clients: int, seconds: int, gc_off: bool, no_delivery: bool, niceness: int | None,
             switch: float | None, tmp: Path) -> dict[str, object]:
     port, out = free_port(), tmp / "timeline.json"
-    env = {**os.environ, "TG_STORAGE": str(tmp / "data"), "TG_LOG_LEVEL": "WARNING", "TG_RATE_LIMIT": "0",
-           "TG_SITES": "example.com", "TG_COMPACT_SECONDS": "0", "TG_WORKERS": "1",
-           "TG_HOST": "127.0.0.1", "TG_PORT": str(port), "PROBE_GC": "off" if gc_off else "on"}
+    env = {**server_env(tmp / "data"), "TG_WORKERS": "1", "TG_HOST": "127.0.0.1", "TG_PORT": str(port),
+           "PROBE_GC": "off" if gc_off else "on"}
     if niceness is not None:
         env["PROBE_NICENESS"] = str(niceness)
     if switch is not None:
